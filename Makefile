@@ -1,0 +1,49 @@
+# vault-injector — see README.md. Tools (Kubernetes, containerd, Vault, consul-template) are cached
+# outside the clone under $(CACHE)/tools, keyed by version.
+SHELL := /bin/bash
+CACHE ?= $(or $(VAULT_INJECTOR_CACHE),$(HOME)/.cache/vault-injector)
+export VAULT_INJECTOR_CACHE := $(CACHE)
+VERSION ?= 0.1.0
+IMAGE ?= ghcr.io/vault-injector/vault-injector:$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO ?= go
+
+.PHONY: all build tools image test unit e2e bench fuzz demo golden clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vault-injector ./cmd/vault-injector
+
+tools:
+	test/tools/build.sh
+
+# The product image as an OCI tarball, written without Docker (go-containerregistry).
+image: build
+	$(GO) run ./hack/image --binary bin/vault-injector --tag $(IMAGE) --out bin/vault-injector-image.tar
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+e2e: tools build
+	$(GO) test -count=1 -tags e2e -timeout 45m ./test/... -v
+
+test: tools unit e2e
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./patch/ ./webhook/
+	$(GO) run ./hack/loadtest
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzFromAnnotations -fuzztime 30s ./agentconfig/
+	$(GO) test -run '^$$' -fuzz FuzzMutate -fuzztime 30s ./webhook/
+
+golden:
+	$(GO) test ./webhook/ ./inject/ -update
+
+demo: tools build
+	$(GO) run -tags e2e ./test/demo
+
+clean:
+	rm -rf bin

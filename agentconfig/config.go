@@ -1,0 +1,268 @@
+// Package agentconfig owns the contract between the webhook and the agent: the typed, validated,
+// versioned configuration that the webhook derives from a pod's annotations and the agent reads
+// inside the pod. Both sides import this package, so there is exactly one parser and one set of
+// rules. It does no I/O.
+package agentconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Version is the schema version written into every Config. The agent refuses a config whose
+// version it does not know rather than guessing at fields.
+const Version = 1
+
+// Fixed paths inside the injected containers. The patch mounts volumes at these paths and
+// writes them into the Config, so the agent never hard-codes them.
+const (
+	// SecretsDir is where the agent writes rendered files (a Memory emptyDir).
+	SecretsDir = "/vault/secrets"
+	// HomeDir holds the agent's own state: the Vault token and the ready marker (a Memory emptyDir
+	// that only our containers mount).
+	HomeDir = "/vault/home"
+	// ConfigDir holds the config file, projected by the downward API from an annotation.
+	ConfigDir = "/vault/config"
+	// ConfigFile is the file in ConfigDir the agent reads.
+	ConfigFile = ConfigDir + "/config.json"
+	// TemplatesDir holds the keys of the templates ConfigMap, when one is named.
+	TemplatesDir = "/vault/templates"
+	// ServiceAccountTokenFile is the projected token with the Vault audience.
+	ServiceAccountTokenFile = "/var/run/secrets/vault-injector/token"
+	// TokenFile is where the agent keeps its Vault token (in HomeDir).
+	TokenFile = HomeDir + "/token"
+	// ReadyFile appears once every file has been rendered; the native sidecar's startupProbe
+	// checks it.
+	ReadyFile = HomeDir + "/ready"
+)
+
+// Mode says how long the agent runs.
+type Mode string
+
+const (
+	// ModeSidecar renders before the app starts and keeps renewing and re-rendering.
+	ModeSidecar Mode = "sidecar"
+	// ModeInit renders once before the app starts; nothing runs beside the app.
+	ModeInit Mode = "init"
+)
+
+// Config is everything the agent needs. It is serialised as JSON into a pod annotation and
+// projected into the agent's containers as ConfigFile.
+type Config struct {
+	Version int  `json:"version"`
+	Mode    Mode `json:"mode"`
+
+	// Identities are the Vault logins available to secrets. The single-role annotations produce
+	// one identity named DefaultIdentity; the slice leaves room for several per pod.
+	Identities []Identity `json:"identities"`
+
+	// Secrets are the files to render, in a stable order.
+	Secrets []Secret `json:"secrets,omitempty"`
+
+	// TemplatesDir, when set, holds ConfigMap keys ending in .ctmpl or .tmpl; each renders to
+	// the key without its suffix, with TemplatesIdentity.
+	TemplatesDir      string `json:"templatesDir,omitempty"`
+	TemplatesIdentity string `json:"templatesIdentity,omitempty"`
+
+	SecretsDir              string `json:"secretsDir"`
+	HomeDir                 string `json:"homeDir"`
+	ServiceAccountTokenFile string `json:"serviceAccountTokenFile"`
+
+	// RefreshInterval is how often secrets without a lease (KV) are fetched again.
+	RefreshInterval Duration `json:"refreshInterval"`
+	// RevokeOnShutdown revokes leases and the token when the sidecar stops. Nil means the
+	// default: revoke when any rendered secret carries a lease.
+	RevokeOnShutdown *bool `json:"revokeOnShutdown,omitempty"`
+
+	// Notify tells the app that files changed; nil means nobody is told.
+	Notify *Notify `json:"notify,omitempty"`
+}
+
+// DefaultIdentity is the name of the identity built from the single-role annotations.
+const DefaultIdentity = "default"
+
+// Identity is one Vault login.
+type Identity struct {
+	Name string `json:"name"`
+	// Method is the auth method; only "kubernetes" today, "jwt" is planned.
+	Method string `json:"method"`
+	// AuthPath is the mount, e.g. "auth/kubernetes".
+	AuthPath string `json:"authPath"`
+	Role     string `json:"role"`
+	Address  string `json:"address"`
+	// Namespace is the Vault (Enterprise/OpenBao) namespace, not a Kubernetes one.
+	Namespace     string `json:"namespace,omitempty"`
+	TLSServerName string `json:"tlsServerName,omitempty"`
+	TLSSkipVerify bool   `json:"tlsSkipVerify,omitempty"`
+	CACertFile    string `json:"caCertFile,omitempty"`
+}
+
+// Secret is one rendered file.
+type Secret struct {
+	// Name is the annotation suffix (secret-<name>), unique in the pod.
+	Name     string `json:"name"`
+	Identity string `json:"identity"`
+	// Path is the Vault path for the default template (JSON of the data, KV v2 unwrapped).
+	Path string `json:"path,omitempty"`
+	// Template is an inline consul-template template; it wins over the default one.
+	Template string `json:"template,omitempty"`
+	// File is the output path relative to SecretsDir.
+	File string `json:"file"`
+	// Perms is the file mode, e.g. 0o644.
+	Perms FileMode `json:"perms"`
+}
+
+// Notify describes how the app learns about changed files.
+type Notify struct {
+	// Signal (e.g. "SIGHUP") is sent to every process named Process; needs
+	// shareProcessNamespace on the pod.
+	Signal  string `json:"signal,omitempty"`
+	Process string `json:"process,omitempty"`
+	// Command runs in the agent's container after a change.
+	Command []string `json:"command,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string ("5m").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"5m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// FileMode is a permission mode written as an octal string ("0640").
+type FileMode os.FileMode
+
+func (m FileMode) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%04o", uint32(m))) }
+
+func (m *FileMode) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("file mode must be an octal string like \"0640\": %w", err)
+	}
+	v, err := parsePerms(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// Identity returns the identity with the given name.
+func (c *Config) Identity(name string) (Identity, bool) {
+	for _, id := range c.Identities {
+		if id.Name == name {
+			return id, true
+		}
+	}
+	return Identity{}, false
+}
+
+// Marshal returns the compact JSON the webhook writes into the pod.
+func (c *Config) Marshal() ([]byte, error) { return json.Marshal(c) }
+
+// Parse reads a config written by Marshal and validates it, so an agent never runs with a
+// config the webhook would not have produced.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("decode agent config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read agent config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks the invariants the agent relies on.
+func (c *Config) Validate() error {
+	if c.Version != Version {
+		return fmt.Errorf("agent config version %d is not supported (this agent reads version %d)", c.Version, Version)
+	}
+	if c.Mode != ModeSidecar && c.Mode != ModeInit {
+		return fmt.Errorf("agent config mode %q: expected %q or %q", c.Mode, ModeSidecar, ModeInit)
+	}
+	if len(c.Identities) == 0 {
+		return fmt.Errorf("agent config has no identity")
+	}
+	seen := map[string]bool{}
+	for i, id := range c.Identities {
+		switch {
+		case id.Name == "":
+			return fmt.Errorf("identity %d has no name", i)
+		case seen[id.Name]:
+			return fmt.Errorf("identity %q is defined twice", id.Name)
+		case id.Method != "kubernetes":
+			return fmt.Errorf("identity %q: auth method %q is not supported (expected \"kubernetes\")", id.Name, id.Method)
+		case id.Role == "":
+			return fmt.Errorf("identity %q has no role", id.Name)
+		case id.Address == "":
+			return fmt.Errorf("identity %q has no Vault address", id.Name)
+		case id.AuthPath == "":
+			return fmt.Errorf("identity %q has no auth path", id.Name)
+		}
+		seen[id.Name] = true
+	}
+	if len(c.Secrets) == 0 && c.TemplatesDir == "" {
+		return fmt.Errorf("agent config renders nothing: no secrets and no templates directory")
+	}
+	if c.TemplatesDir != "" && !seen[c.TemplatesIdentity] {
+		return fmt.Errorf("templates use unknown identity %q", c.TemplatesIdentity)
+	}
+	files := map[string]string{}
+	names := map[string]bool{}
+	for _, s := range c.Secrets {
+		if err := validateName(s.Name); err != nil {
+			return fmt.Errorf("secret %q: %w", s.Name, err)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("secret %q is defined twice", s.Name)
+		}
+		names[s.Name] = true
+		if !seen[s.Identity] {
+			return fmt.Errorf("secret %q uses unknown identity %q", s.Name, s.Identity)
+		}
+		if s.Path == "" && s.Template == "" {
+			return fmt.Errorf("secret %q has neither a Vault path nor a template", s.Name)
+		}
+		if err := validateRelPath(s.File); err != nil {
+			return fmt.Errorf("secret %q file %q: %w", s.Name, s.File, err)
+		}
+		if other, dup := files[s.File]; dup {
+			return fmt.Errorf("secrets %q and %q both write %q", other, s.Name, s.File)
+		}
+		files[s.File] = s.Name
+	}
+	if c.SecretsDir == "" || c.HomeDir == "" || c.ServiceAccountTokenFile == "" {
+		return fmt.Errorf("agent config lacks secretsDir, homeDir or serviceAccountTokenFile")
+	}
+	if c.RefreshInterval < Duration(time.Second) {
+		return fmt.Errorf("refresh interval %s is below the minimum of 1s", time.Duration(c.RefreshInterval))
+	}
+	return nil
+}

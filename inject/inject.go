@@ -1,0 +1,183 @@
+// Package inject is the offline path (`vault-injector inject`, like istioctl kube-inject): it
+// reads Kubernetes YAML, runs every pod template through the webhook's own decision, applies
+// the patch and writes the result. Objects without a pod template pass through byte for byte.
+package inject
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/vault-injector/vault-injector/patch"
+	"github.com/vault-injector/vault-injector/webhook"
+)
+
+// templatePaths locates the pod template of each kind we inject, as JSON-pointer prefixes.
+var templatePaths = map[string][]string{
+	"Pod":         nil,
+	"Deployment":  {"spec", "template"},
+	"StatefulSet": {"spec", "template"},
+	"DaemonSet":   {"spec", "template"},
+	"ReplicaSet":  {"spec", "template"},
+	"Job":         {"spec", "template"},
+	"CronJob":     {"spec", "jobTemplate", "spec", "template"},
+}
+
+// DeniedError lists every object whose annotations the webhook would refuse.
+type DeniedError struct{ Messages []string }
+
+func (e *DeniedError) Error() string { return strings.Join(e.Messages, "\n") }
+
+// Stream injects every document of in and writes the documents, separated by "---", to out.
+// namespace, when not empty, overrides the objects' own namespace (like kubectl -n). Nothing is
+// written when any object is denied, so a pipe into kubectl never applies half a manifest.
+func Stream(in io.Reader, out io.Writer, m *webhook.Mutator, namespace string) error {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
+	var docs [][]byte
+	var denied []string
+	for i := 1; ; i++ {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read document %d: %w", i, err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		res, err := Document(doc, m, namespace)
+		var de *DeniedError
+		switch {
+		case errors.As(err, &de):
+			denied = append(denied, fmt.Sprintf("document %d: %s", i, de.Error()))
+			continue
+		case err != nil:
+			return fmt.Errorf("document %d: %w", i, err)
+		}
+		docs = append(docs, res)
+	}
+	if len(denied) > 0 {
+		return &DeniedError{Messages: denied}
+	}
+	for i, d := range docs {
+		if i > 0 {
+			if _, err := io.WriteString(out, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := out.Write(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Document injects one YAML (or JSON) document and returns it as YAML. A document that needs
+// no change is returned as it came.
+func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, error) {
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return nil, fmt.Errorf("parse YAML: %w", err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(js, &obj); err != nil {
+		return nil, fmt.Errorf("document is not a Kubernetes object: %w", err)
+	}
+	kind, _ := obj["kind"].(string)
+	path, ok := templatePaths[kind]
+	if !ok {
+		return doc, nil
+	}
+	tmpl := any(obj)
+	for _, k := range path {
+		mm, ok := tmpl.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
+		}
+		tmpl = mm[k]
+	}
+	if tmpl == nil {
+		return nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
+	}
+	podJSON, err := json.Marshal(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	ns := namespace
+	if ns == "" {
+		if md, ok := obj["metadata"].(map[string]any); ok {
+			ns, _ = md["namespace"].(string)
+		}
+	}
+	if ns == "" {
+		ns = "default"
+	}
+	res := m.Mutate(podJSON, ns)
+	switch res.Outcome {
+	case webhook.Denied:
+		name := objectName(obj)
+		return nil, &DeniedError{Messages: []string{fmt.Sprintf("%s %s: %v", kind, name, res.Err)}}
+	case webhook.Skipped:
+		return doc, nil
+	}
+	prefix := ""
+	for _, k := range path {
+		prefix += "/" + patch.EscapeJSONPointer(k)
+	}
+	out, err := Apply(js, res.Patch, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(out)
+}
+
+// Apply applies ops, with prefix prepended to each path, to the JSON document doc.
+func Apply(doc []byte, ops []patch.Operation, prefix string) ([]byte, error) {
+	shifted := make([]patch.Operation, len(ops))
+	for i, op := range ops {
+		op.Path = prefix + op.Path
+		shifted[i] = op
+	}
+	raw, err := json.Marshal(shifted)
+	if err != nil {
+		return nil, fmt.Errorf("encode patch: %w", err)
+	}
+	p, err := jsonpatch.DecodePatch(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode patch: %w", err)
+	}
+	out, err := p.Apply(doc)
+	if err != nil {
+		return nil, fmt.Errorf("apply patch: %w", err)
+	}
+	return out, nil
+}
+
+func objectName(obj map[string]any) string {
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		if n, ok := md["name"].(string); ok && n != "" {
+			return n
+		}
+	}
+	return "(unnamed)"
+}
+
+// stripComments drops comment-only lines, so a document of comments counts as empty.
+func stripComments(doc []byte) []byte {
+	var b bytes.Buffer
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			b.Write(line)
+		}
+	}
+	return b.Bytes()
+}

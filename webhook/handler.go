@@ -1,0 +1,142 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// MaxBodyBytes caps an AdmissionReview. The API server's own request limit is 3 MiB; a pod
+// is far smaller, so anything above this is not a review we should read into memory.
+const MaxBodyBytes = 4 << 20
+
+// review is the part of an AdmissionReview we decode. The object stays raw until the pod view
+// decodes what the patch needs, which is cheaper than decoding a whole corev1.Pod.
+type review struct {
+	APIVersion string         `json:"apiVersion"`
+	Kind       string         `json:"kind"`
+	Request    *reviewRequest `json:"request"`
+}
+
+type reviewRequest struct {
+	UID       types.UID                   `json:"uid"`
+	Kind      metav1.GroupVersionKind     `json:"kind"`
+	Namespace string                      `json:"namespace"`
+	Name      string                      `json:"name"`
+	Operation admissionv1.Operation       `json:"operation"`
+	Object    json.RawMessage             `json:"object"`
+	SubRes    string                      `json:"subResource"`
+	Resource  metav1.GroupVersionResource `json:"resource"`
+}
+
+// Handler serves POST /mutate.
+type Handler struct {
+	Mutator *Mutator
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// httpError is a malformed request: answered with its status, never with a review.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	resp, rv, outcome, reason, err := h.handle(w, r)
+	h.Metrics.observe(outcome, reason, time.Since(start))
+	if err != nil {
+		var he *httpError
+		status := http.StatusInternalServerError
+		if errors.As(err, &he) {
+			status = he.status
+		}
+		h.Log.Warn("rejected admission request", "status", status, "error", err.Error())
+		http.Error(w, err.Error(), status)
+		return
+	}
+	out := admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: rv.APIVersion, Kind: "AdmissionReview"}, Response: resp}
+	body, err := json.Marshal(&out)
+	if err != nil {
+		h.Log.Error("encode admission response", "error", err.Error())
+		http.Error(w, "encode response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// handle returns the response to send, or an error for a request that is not a valid review.
+func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionResponse, *review, Outcome, string, error) {
+	const outcomeError, errReason = Outcome("error"), "bad-request"
+	if r.Method != http.MethodPost {
+		return nil, nil, outcomeError, "method", &httpError{http.StatusMethodNotAllowed, "method " + r.Method + " not allowed: POST an AdmissionReview"}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, nil, outcomeError, "content-type", &httpError{http.StatusUnsupportedMediaType,
+			fmt.Sprintf("content type %q not supported: expected application/json", r.Header.Get("Content-Type"))}
+	}
+	var rv review
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err := dec.Decode(&rv); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, outcomeError, "too-large", &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}
+		}
+		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "decode AdmissionReview: " + err.Error()}
+	}
+	switch {
+	case rv.Kind != "AdmissionReview" || (rv.APIVersion != "admission.k8s.io/v1" && rv.APIVersion != "admission.k8s.io/v1beta1"):
+		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest,
+			fmt.Sprintf("got %s %q: expected kind AdmissionReview, apiVersion admission.k8s.io/v1 or v1beta1", rv.Kind, rv.APIVersion)}
+	case rv.Request == nil:
+		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "AdmissionReview has no request"}
+	case rv.Request.UID == "":
+		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "AdmissionReview request has no uid"}
+	}
+	req := rv.Request
+	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	isPod := req.Kind.Group == "" && req.Kind.Kind == "Pod" && req.SubRes == ""
+	if !isPod || req.Operation != admissionv1.Create {
+		// Only pod creation is ours; anything else the configuration sends us passes untouched.
+		return resp, &rv, Skipped, "not-pod-create", nil
+	}
+	if len(req.Object) == 0 || string(req.Object) == "null" {
+		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "AdmissionReview request has no object"}
+	}
+	res := h.Mutator.Mutate(req.Object, req.Namespace)
+	name := req.Name
+	if name == "" {
+		name = res.PodName
+	}
+	log := h.Log.With("uid", string(req.UID), "namespace", req.Namespace, "pod", name)
+	switch res.Outcome {
+	case Injected:
+		p, err := json.Marshal(res.Patch)
+		if err != nil {
+			return nil, nil, "error", "encode-patch", fmt.Errorf("encode patch: %w", err)
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = p, &pt
+		log.Info("injected", "operations", len(res.Patch))
+	case Denied:
+		msg := res.DenialMessage(name)
+		resp.Allowed = false
+		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg}
+		log.Info("denied", "reason", res.Reason, "error", res.Err.Error())
+	default:
+		log.Debug("skipped", "reason", res.Reason)
+	}
+	return resp, &rv, res.Outcome, res.Reason, nil
+}

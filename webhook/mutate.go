@@ -1,0 +1,108 @@
+// Package webhook owns admission: the HTTPS server (/mutate, /healthz, /readyz, /metrics), the
+// AdmissionReview wire format, and the decision whether to inject a pod. The same decision
+// (Mutator.Mutate) serves the offline `vault-injector inject` command.
+package webhook
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/patch"
+)
+
+// Outcome classifies a decision; it is the metrics label and the log field.
+type Outcome string
+
+const (
+	Injected Outcome = "injected"
+	Skipped  Outcome = "skipped"
+	Denied   Outcome = "denied"
+)
+
+// Reasons for skipped and denied pods.
+const (
+	ReasonOptedOut          = "opted-out"
+	ReasonNothingRequested  = "nothing-requested"
+	ReasonAlreadyInjected   = "already-injected"
+	ReasonExcludedNamespace = "excluded-namespace"
+	ReasonInvalidAnnotation = "invalid-annotation"
+	ReasonConflict          = "conflict"
+	ReasonBadPod            = "bad-pod"
+)
+
+// Result is the decision for one pod.
+type Result struct {
+	Outcome Outcome
+	Reason  string
+	// Patch is set when Outcome is Injected.
+	Patch []patch.Operation
+	// Err explains a denial; its text is shown to the user by the API server.
+	Err error
+	// PodName is the pod's name, or its generateName followed by "*" for pods that controllers
+	// create; it is for messages only.
+	PodName string
+}
+
+// Mutator decides and builds. Its fields are the operator's settings.
+type Mutator struct {
+	Defaults agentconfig.Defaults
+	Settings patch.Settings
+	// ExcludedNamespaces never get injected, whatever their labels say.
+	ExcludedNamespaces []string
+}
+
+// DefaultExcludedNamespaces are namespaces where injection would be unsafe: a broken webhook
+// must never be able to block the control plane.
+var DefaultExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// Mutate decides for the raw pod JSON in namespace ns (the admission request's namespace, which
+// a pod created from a template may not carry itself).
+func (m *Mutator) Mutate(raw []byte, ns string) Result {
+	pod, err := patch.Decode(raw)
+	if err != nil {
+		return Result{Outcome: Denied, Reason: ReasonBadPod, Err: err}
+	}
+	res := m.MutatePod(pod, ns)
+	if md := pod.Metadata; md != nil {
+		res.PodName = md.Name
+		if res.PodName == "" && md.GenerateName != "" {
+			res.PodName = md.GenerateName + "*"
+		}
+	}
+	return res
+}
+
+// MutatePod is Mutate for an already decoded pod view.
+func (m *Mutator) MutatePod(pod *patch.Pod, ns string) Result {
+	if ns == "" && pod.Metadata != nil {
+		ns = pod.Metadata.Namespace
+	}
+	if slices.Contains(m.ExcludedNamespaces, ns) {
+		return Result{Outcome: Skipped, Reason: ReasonExcludedNamespace}
+	}
+	ann := pod.Annotations()
+	if patch.AlreadyInjected(pod) {
+		return Result{Outcome: Skipped, Reason: ReasonAlreadyInjected}
+	}
+	if agentconfig.OptedOut(ann) {
+		return Result{Outcome: Skipped, Reason: ReasonOptedOut}
+	}
+	req, err := agentconfig.FromAnnotations(ann, m.Defaults)
+	if err != nil {
+		return Result{Outcome: Denied, Reason: ReasonInvalidAnnotation, Err: err}
+	}
+	if req == nil {
+		return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
+	}
+	ops, err := patch.Build(pod, req, m.Settings)
+	if err != nil {
+		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
+	}
+	return Result{Outcome: Injected, Patch: ops}
+}
+
+// DenialMessage is the text the API server shows for a denied pod.
+func (r Result) DenialMessage(podName string) string {
+	return fmt.Sprintf("vault-injector: pod %q not injected: %v", podName, r.Err)
+}

@@ -77,3 +77,17 @@ func Review(t testing.TB, h http.Handler, ns string, pod []byte) *admissionv1.Ad
 	}
 	return out.Response
 }
+
+// TypicalPod is a typical Deployment-created pod asking for two secrets and a template.
+const TypicalPod = `{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"api-7c9f8d6b5-","namespace":"shop","labels":{"app":"api","pod-template-hash":"7c9f8d6b5"},
+"annotations":{"vault-injector.io/role":"api","vault-injector.io/secret-db":"database/creds/api","vault-injector.io/secret-config":"secret/data/api/config",
+"vault-injector.io/template-app.env":"{{ with secret \"secret/data/api/config\" }}{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }}\n{{ end }}{{ end }}"},
+"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"api-7c9f8d6b5","uid":"6a1f0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b","controller":true,"blockOwnerDeletion":true}]},
+"spec":{"serviceAccountName":"api","containers":[{"name":"api","image":"registry.example/api:3.2.1","ports":[{"containerPort":8080,"protocol":"TCP"}],
+"env":[{"name":"LOG_LEVEL","value":"info"},{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}],
+"resources":{"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"256Mi"}},
+"readinessProbe":{"httpGet":{"path":"/ready","port":8080},"periodSeconds":5},
+"volumeMounts":[{"name":"kube-api-access-abcde","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true}]}],
+"volumes":[{"name":"kube-api-access-abcde","projected":{"sources":[{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},{"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}}]}}],
+"restartPolicy":"Always","terminationGracePeriodSeconds":30,"dnsPolicy":"ClusterFirst","securityContext":{},"schedulerName":"default-scheduler",
+"tolerations":[{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}]}}`

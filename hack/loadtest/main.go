@@ -1,0 +1,245 @@
+// Command loadtest is `make bench`'s second half: it starts vault-injector's webhook and a
+// do-nothing Go webhook (./baseline) as separate processes on loopback, loads each /mutate over
+// HTTPS at the same fixed concurrency with the same annotated pod, and prints requests/s,
+// p50/p99 latency and peak RSS side by side. Machines are noisy: read the ratios.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vault-injector/vault-injector/webhook/webhooktest"
+)
+
+func main() {
+	bin := flag.String("binary", "bin/vault-injector", "vault-injector binary")
+	conc := flag.Int("concurrency", 16, "requests in flight")
+	dur := flag.Duration("duration", 10*time.Second, "load per server")
+	warm := flag.Duration("warmup", 2*time.Second, "unmeasured load before each run")
+	flag.Parse()
+	if err := run(*bin, *conc, *dur, *warm); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name          string
+	rps           float64
+	p50, p99      time.Duration
+	errors        int
+	rssKiB, hwKiB int
+}
+
+func run(bin string, conc int, dur, warm time.Duration) error {
+	dir, err := os.MkdirTemp("", "vault-injector-loadtest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	certFile, keyFile, pool, err := selfSigned(dir)
+	if err != nil {
+		return err
+	}
+	baseline := filepath.Join(dir, "baseline")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", baseline, "./hack/loadtest/baseline")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build baseline: %w", err)
+	}
+	body := webhooktest.ReviewBody("shop", []byte(webhooktest.TypicalPod))
+	fmt.Printf("load: %d in flight, %s per server after %s warm-up, %d-byte AdmissionReview, HTTPS on loopback\n", conc, dur, warm, len(body))
+
+	var results []result
+	for _, s := range []struct {
+		name string
+		args []string
+	}{
+		{"do-nothing webhook (decode review + corev1.Pod, allow)", []string{baseline}},
+		{"vault-injector webhook (decide + build patch)", []string{bin, "webhook", "--log-level=warn"}},
+	} {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		args := append(slices.Clone(s.args[1:]), "--listen="+addr, "--tls-cert-file="+certFile, "--tls-key-file="+keyFile)
+		cmd := exec.Command(s.args[0], args...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+		r, err := load(s.name, "https://"+addr+"/mutate", pool, body, conc, dur, warm, cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	fmt.Printf("\n%-58s %10s %9s %9s %9s %7s\n", "server", "req/s", "p50", "p99", "peak RSS", "errors")
+	for _, r := range results {
+		fmt.Printf("%-58s %10.0f %9s %9s %6.1f MiB %7d\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), float64(r.hwKiB)/1024, r.errors)
+	}
+	b, v := results[0], results[1]
+	fmt.Printf("\nvault-injector / do-nothing: throughput %.2fx, p99 %.2fx, peak RSS %.1f MiB\n",
+		v.rps/b.rps, float64(v.p99)/float64(b.p99), float64(v.hwKiB)/1024)
+	return nil
+}
+
+func load(name, url string, pool *x509.CertPool, body []byte, conc int, dur, warm time.Duration, pid int) (result, error) {
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: conc,
+		ForceAttemptHTTP2:   false,
+	}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	// Wait (bounded) for the server to answer.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if err := post(client, url, body); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return result{}, fmt.Errorf("%s did not come up: %w", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	phase := func(d time.Duration) ([]time.Duration, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		var mu sync.Mutex
+		var all []time.Duration
+		errs := 0
+		var wg sync.WaitGroup
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var lat []time.Duration
+				e := 0
+				for ctx.Err() == nil {
+					t := time.Now()
+					if err := post(client, url, body); err != nil {
+						e++
+						continue
+					}
+					lat = append(lat, time.Since(t))
+				}
+				mu.Lock()
+				all = append(all, lat...)
+				errs += e
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return all, errs
+	}
+	phase(warm)
+	start := time.Now()
+	lat, errs := phase(dur)
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	r := result{name: name, rps: float64(len(lat)) / elapsed.Seconds(), errors: errs}
+	if len(lat) > 0 {
+		r.p50 = lat[len(lat)/2]
+		r.p99 = lat[len(lat)*99/100]
+	}
+	r.rssKiB, r.hwKiB = rss(pid)
+	return r, nil
+}
+
+func post(c *http.Client, url string, body []byte) error {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(`"allowed":true`)) {
+		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// rss reads VmRSS and VmHWM (peak) from /proc.
+func rss(pid int) (cur, peak int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var v int
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
+			cur = v
+		}
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
+			peak = v
+		}
+	}
+	return cur, peak
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func selfSigned(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "loadtest"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	c, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(c)
+	return certFile, keyFile, pool, nil
+}

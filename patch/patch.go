@@ -46,6 +46,13 @@ const (
 	startupThreshold = 600 // one probe per second: ten minutes to log in and render
 )
 
+// Memory volumes count against the pod's memory, so they are capped: rendered secrets are
+// small, and the home volume holds only a token and a marker.
+var (
+	secretsVolumeSize = resource.MustParse("16Mi")
+	homeVolumeSize    = resource.MustParse("1Mi")
+)
+
 // Settings are the operator's choices (webhook flags), the same for every pod.
 type Settings struct {
 	AgentImage      string
@@ -188,15 +195,14 @@ func (b *builder) status(apps []int) Status {
 }
 
 func (b *builder) volumes() []corev1.Volume {
-	mem := func(name string, limit string) corev1.Volume {
-		q := resource.MustParse(limit)
+	mem := func(name string, limit resource.Quantity) corev1.Volume {
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
-			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &q}}}
+			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}}
 	}
 	exp := b.settings.TokenExpirationSeconds
 	vols := []corev1.Volume{
-		mem(SecretsVolume, "16Mi"),
-		mem(HomeVolume, "1Mi"),
+		mem(SecretsVolume, secretsVolumeSize),
+		mem(HomeVolume, homeVolumeSize),
 		{Name: TokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
 				Audience: b.settings.TokenAudience, ExpirationSeconds: &exp, Path: "token"}}}}}},

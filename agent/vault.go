@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+	k8sauth "github.com/hashicorp/vault/api/auth/kubernetes"
+
+	"github.com/vault-injector/vault-injector/agentconfig"
+)
+
+// Backend is what the agent needs from a secrets server. Vault implements it; OpenBao and other
+// servers speaking Vault's API work through the same implementation, and another store can be
+// added behind this interface.
+type Backend interface {
+	// Login obtains a token for the identity and returns its auth data.
+	Login(ctx context.Context) (*api.SecretAuth, error)
+	Read(ctx context.Context, path string) (*api.Secret, error)
+	Write(ctx context.Context, path string, data map[string]any) (*api.Secret, error)
+	RenewLease(ctx context.Context, leaseID string, increment int) (*api.Secret, error)
+	RevokeLease(ctx context.Context, leaseID string) error
+	RenewToken(ctx context.Context, increment int) (*api.Secret, error)
+	RevokeToken(ctx context.Context) error
+	Token() string
+	SetToken(string)
+}
+
+// vaultBackend talks to Vault (or a Vault-API server) for one identity.
+type vaultBackend struct {
+	id        agentconfig.Identity
+	tokenFile string
+	client    *api.Client
+}
+
+func newVaultBackend(id agentconfig.Identity, saTokenFile string) (*vaultBackend, error) {
+	cfg := api.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, cfg.Error
+	}
+	cfg.Address = id.Address
+	cfg.MaxRetries = 0 // the agent has its own backoff and wants to report each failure
+	if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: id.CACertFile, TLSServerName: id.TLSServerName, Insecure: id.TLSSkipVerify}); err != nil {
+		return nil, fmt.Errorf("identity %q: TLS settings: %w", id.Name, err)
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("identity %q: Vault client: %w", id.Name, err)
+	}
+	// NewClient reads VAULT_TOKEN and friends from the environment; the agent's only
+	// credential is its service-account token.
+	c.ClearToken()
+	c.SetNamespace(id.Namespace)
+	return &vaultBackend{id: id, tokenFile: saTokenFile, client: c}, nil
+}
+
+func (v *vaultBackend) Token() string     { return v.client.Token() }
+func (v *vaultBackend) SetToken(t string) { v.client.SetToken(t) }
+
+func (v *vaultBackend) Login(ctx context.Context) (*api.SecretAuth, error) {
+	mount := strings.TrimPrefix(v.id.AuthPath, "auth/")
+	a, err := k8sauth.NewKubernetesAuth(v.id.Role, k8sauth.WithServiceAccountTokenPath(v.tokenFile), k8sauth.WithMountPath(mount))
+	if err != nil {
+		return nil, err
+	}
+	s, err := v.client.Auth().Login(ctx, a)
+	if err != nil {
+		return nil, explainLogin(err, v.id, v.tokenFile)
+	}
+	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
+		return nil, fmt.Errorf("login to %s with role %q returned no token", v.id.AuthPath, v.id.Role)
+	}
+	return s.Auth, nil
+}
+
+func (v *vaultBackend) Read(ctx context.Context, path string) (*api.Secret, error) {
+	s, err := v.client.Logical().ReadWithContext(ctx, path)
+	if err != nil {
+		return nil, explainAccess(err, "read", path, v.id)
+	}
+	if s == nil {
+		return nil, &permanentError{fmt.Errorf("no secret at %s (check the path; KV version 2 paths include data/, e.g. secret/data/app)", path)}
+	}
+	return s, nil
+}
+
+func (v *vaultBackend) Write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
+	s, err := v.client.Logical().WriteWithContext(ctx, path, data)
+	if err != nil {
+		return nil, explainAccess(err, "write", path, v.id)
+	}
+	if s == nil {
+		return nil, &permanentError{fmt.Errorf("writing %s returned no data", path)}
+	}
+	return s, nil
+}
+
+func (v *vaultBackend) RenewLease(ctx context.Context, leaseID string, increment int) (*api.Secret, error) {
+	return v.client.Sys().RenewWithContext(ctx, leaseID, increment)
+}
+
+func (v *vaultBackend) RevokeLease(ctx context.Context, leaseID string) error {
+	return v.client.Sys().RevokeWithContext(ctx, leaseID)
+}
+
+func (v *vaultBackend) RenewToken(ctx context.Context, increment int) (*api.Secret, error) {
+	return v.client.Auth().Token().RenewSelfWithContext(ctx, increment)
+}
+
+func (v *vaultBackend) RevokeToken(ctx context.Context) error {
+	return v.client.Auth().Token().RevokeSelfWithContext(ctx, "")
+}
+
+// permanentError will not heal by retrying: a denied role, a forbidden or missing path, a
+// template error. Once-mode fails at once; the sidecar reports it and retries slowly.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func isPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+func explainLogin(err error, id agentconfig.Identity, tokenFile string) error {
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("log in to Vault at %s (%s, role %q): %w", id.Address, id.AuthPath, id.Role, err)
+	}
+	ns, sa := serviceAccountOf(tokenFile)
+	msg := strings.Join(re.Errors, "; ")
+	switch {
+	case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusBadRequest && strings.Contains(msg, "not authorized"):
+		return &permanentError{fmt.Errorf("Vault role %q at %s does not allow service account %s/%s (Vault said: %s)", id.Role, id.AuthPath, ns, sa, msg)}
+	case re.StatusCode == http.StatusBadRequest:
+		return &permanentError{fmt.Errorf("Vault rejected login with role %q at %s for service account %s/%s: %s", id.Role, id.AuthPath, ns, sa, msg)}
+	case re.StatusCode == http.StatusNotFound:
+		return &permanentError{fmt.Errorf("no auth method mounted at %s on %s: %s", id.AuthPath, id.Address, msg)}
+	}
+	return fmt.Errorf("log in to Vault at %s (%s, role %q): HTTP %d: %s", id.Address, id.AuthPath, id.Role, re.StatusCode, msg)
+}
+
+func explainAccess(err error, verb, path string, id agentconfig.Identity) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		msg := strings.Join(re.Errors, "; ")
+		switch re.StatusCode {
+		case http.StatusForbidden:
+			return &permanentError{fmt.Errorf("permission denied to %s %s: the policies of role %q do not allow it (HTTP 403)", verb, path, id.Role)}
+		case http.StatusNotFound, http.StatusBadRequest, http.StatusMethodNotAllowed:
+			return &permanentError{fmt.Errorf("%s %s: HTTP %d: %s", verb, path, re.StatusCode, msg)}
+		}
+		return fmt.Errorf("%s %s: HTTP %d: %s", verb, path, re.StatusCode, msg)
+	}
+	return fmt.Errorf("%s %s at %s: %w", verb, path, id.Address, err)
+}
+
+// serviceAccountOf reads namespace and name from the token's claims, unverified, only to make
+// messages useful. It never logs the token.
+func serviceAccountOf(tokenFile string) (namespace, name string) {
+	namespace, name = "?", "?"
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return
+	}
+	parts := strings.Split(strings.TrimSpace(string(b)), ".")
+	if len(parts) != 3 {
+		return
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+		K8s struct {
+			Namespace      string `json:"namespace"`
+			ServiceAccount struct {
+				Name string `json:"name"`
+			} `json:"serviceaccount"`
+		} `json:"kubernetes.io"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return
+	}
+	if claims.K8s.Namespace != "" {
+		return claims.K8s.Namespace, claims.K8s.ServiceAccount.Name
+	}
+	// system:serviceaccount:<ns>:<name>
+	if p := strings.Split(claims.Sub, ":"); len(p) == 4 {
+		return p[2], p[3]
+	}
+	return
+}

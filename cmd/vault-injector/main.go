@@ -1,0 +1,160 @@
+// Command vault-injector is one binary with three faces: the admission webhook, the agent that
+// runs inside injected pods, and the offline injector.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vault-injector/vault-injector/agent"
+	"github.com/vault-injector/vault-injector/certs"
+	"github.com/vault-injector/vault-injector/inject"
+	"github.com/vault-injector/vault-injector/webhook"
+)
+
+// version is set at build time (-X main.version=...).
+var version = "0.1.0"
+
+const usage = `vault-injector %s: HashiCorp Vault secrets in Kubernetes pods, without touching images.
+
+Usage:
+  vault-injector webhook [flags]        serve the mutating admission webhook (HTTPS)
+  vault-injector inject -f FILE|- [-n NAMESPACE] [flags]
+                                        inject offline: YAML in, injected YAML out
+  vault-injector agent [flags]          run inside injected pods (auth, render, renew)
+  vault-injector version
+
+Run "vault-injector <command> --help" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, version)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "webhook":
+		err = runWebhook(ctx, args[1:], stderr)
+	case "inject":
+		err = runInject(args[1:], stdin, stdout, stderr)
+	case "agent":
+		return agent.Main(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprintf(stdout, usage, version)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n"+usage, args[0], version)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		fmt.Fprintf(stderr, "vault-injector %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("webhook", "webhook [flags]")
+	fs.SetOutput(stderr)
+	var mf mutatorFlags
+	mf.register(fs)
+	listen := fs.String("listen", ":8443", "address to serve HTTPS on")
+	certFile := fs.String("tls-cert-file", "", "serving certificate (PEM); reloaded when the file changes")
+	keyFile := fs.String("tls-key-file", "", "serving key (PEM); reloaded when the file changes")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGTERM")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	m, err := mf.mutator()
+	if err != nil {
+		return err
+	}
+	if *certFile == "" || *keyFile == "" {
+		return fmt.Errorf("--tls-cert-file and --tls-key-file are required: the API server only calls webhooks over HTTPS")
+	}
+	src, err := certs.NewFileSource(ctx, *certFile, *keyFile, log)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := &webhook.Server{
+		Addr:           *listen,
+		Handler:        &webhook.Handler{Mutator: m, Log: log, Metrics: webhook.NewMetrics(reg)},
+		GetCertificate: src.GetCertificate,
+		Registry:       reg,
+		Log:            log,
+		ShutdownGrace:  *grace,
+	}
+	log.Info("starting webhook", "version", version, "vault_address", m.Defaults.Address, "agent_image", m.Settings.AgentImage, "sidecar_style", string(m.Settings.Style))
+	return srv.ListenAndServe(ctx)
+}
+
+func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("inject", "inject -f FILE|- [-n NAMESPACE] [flags]")
+	fs.SetOutput(stderr)
+	var mf mutatorFlags
+	mf.register(fs)
+	file := fs.String("f", "-", "YAML file to inject, - for stdin")
+	ns := fs.String("n", "", "namespace the objects would be created in (default: their own, else \"default\")")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: give the file with -f", fs.Args())
+	}
+	m, err := mf.mutator()
+	if err != nil {
+		return err
+	}
+	in := stdin
+	if *file != "-" {
+		f, err := os.Open(*file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	return inject.Stream(in, stdout, m, *ns)
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("--log-level=%q: expected debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

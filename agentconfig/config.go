@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -127,7 +129,9 @@ type Notify struct {
 // Duration is a time.Duration that reads and writes as a Go duration string ("5m").
 type Duration time.Duration
 
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
+}
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
@@ -145,7 +149,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // FileMode is a permission mode written as an octal string ("0640").
 type FileMode os.FileMode
 
-func (m FileMode) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%04o", uint32(m))) }
+func (m FileMode) MarshalJSON() ([]byte, error) {
+	digits := strconv.FormatUint(uint64(m), 8)
+	return []byte(`"` + strings.Repeat("0", max(0, 4-len(digits))) + digits + `"`), nil
+}
 
 func (m *FileMode) UnmarshalJSON(b []byte) error {
 	var s string

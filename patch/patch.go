@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -107,6 +108,139 @@ func AlreadyInjected(p *Pod) bool {
 // Build returns the operations that inject req into p. Errors are conflicts with what the pod
 // already has; their text is fit for a denial message.
 func Build(p *Pod, req *agentconfig.Request, s Settings) ([]Operation, error) {
+	return NewBuilder(s).Build(p, req)
+}
+
+// Builder is Build for one set of Settings, memoising the JSON of what does not depend on the
+// pod (our containers without their copied environment, our volumes, the app mount), so the
+// admission hot path does not re-encode large corev1 structs by reflection every time. The
+// memo only changes speed: the operations are the same as a fresh Build's.
+type Builder struct {
+	settings Settings
+	mu       sync.Mutex
+	enc      map[string]json.RawMessage
+	vols     map[string][]any
+}
+
+// memoLimit bounds the memo: keys include per-pod overrides (resources, ConfigMap name).
+const memoLimit = 512
+
+// NewBuilder returns a Builder for s.
+func NewBuilder(s Settings) *Builder {
+	return &Builder{settings: s, enc: map[string]json.RawMessage{}, vols: map[string][]any{}}
+}
+
+func (B *Builder) encoded(key string, v func() any) (json.RawMessage, error) {
+	B.mu.Lock()
+	raw, ok := B.enc[key]
+	B.mu.Unlock()
+	if ok {
+		return raw, nil
+	}
+	raw, err := json.Marshal(v())
+	if err != nil {
+		return nil, err
+	}
+	B.mu.Lock()
+	if len(B.enc) < memoLimit {
+		B.enc[key] = raw
+	}
+	B.mu.Unlock()
+	return raw, nil
+}
+
+// encodedVolumes returns our volumes, each encoded, memoised by the templates ConfigMap.
+func (B *Builder) encodedVolumes(b *builder) ([]any, error) {
+	key := b.req.TemplatesConfigMap
+	B.mu.Lock()
+	vols, ok := B.vols[key]
+	B.mu.Unlock()
+	if ok {
+		return vols, nil
+	}
+	for _, v := range b.volumes() {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		vols = append(vols, json.RawMessage(raw))
+	}
+	B.mu.Lock()
+	if len(B.vols) < memoLimit {
+		B.vols[key] = vols
+	}
+	B.mu.Unlock()
+	return vols, nil
+}
+
+// Marshal encodes operations. Pre-encoded values (json.RawMessage, which the builder emits
+// for its large pieces) are copied as they are rather than re-validated by encoding/json.
+func Marshal(ops []Operation) ([]byte, error) {
+	buf := make([]byte, 0, 8192)
+	buf = append(buf, '[')
+	for i, op := range ops {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"op":`...)
+		buf = appendString(buf, op.Op)
+		buf = append(buf, `,"path":`...)
+		buf = appendString(buf, op.Path)
+		buf = append(buf, `,"value":`...)
+		switch v := op.Value.(type) {
+		case json.RawMessage:
+			buf = append(buf, v...)
+		case []any:
+			buf = append(buf, '[')
+			for j, e := range v {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				var err error
+				if buf, err = appendValue(buf, e); err != nil {
+					return nil, err
+				}
+			}
+			buf = append(buf, ']')
+		default:
+			var err error
+			if buf, err = appendValue(buf, v); err != nil {
+				return nil, err
+			}
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']'), nil
+}
+
+// appendString appends s as a JSON string: directly when it is plain printable ASCII (our
+// paths always are), through encoding/json otherwise.
+func appendString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(buf, b...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+func appendValue(buf []byte, v any) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		return append(buf, raw...), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, b...), nil
+}
+
+// Build is the package-level Build with this builder's settings.
+func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
+	s := B.settings
 	if p.Spec == nil || len(p.Spec.Containers) == 0 {
 		return nil, fmt.Errorf("pod has no containers to inject into")
 	}
@@ -141,18 +275,31 @@ func Build(p *Pod, req *agentconfig.Request, s Settings) ([]Operation, error) {
 	})...)
 
 	// Volumes.
-	ops = appendAll(ops, "/spec/volumes", p.Spec.Volumes == nil, toAny(b.volumes()))
+	vols, err := B.encodedVolumes(&b)
+	if err != nil {
+		return nil, err
+	}
+	ops = appendAll(ops, "/spec/volumes", p.Spec.Volumes == nil, vols)
 
 	// App mounts: read-only, the agent is the only writer.
+	mount, err := B.encoded("mount\x00"+req.SecretsPath, func() any {
+		return corev1.VolumeMount{Name: SecretsVolume, MountPath: req.SecretsPath, ReadOnly: true}
+	})
+	if err != nil {
+		return nil, err
+	}
 	for _, i := range apps {
-		m := corev1.VolumeMount{Name: SecretsVolume, MountPath: req.SecretsPath, ReadOnly: true}
-		ops = appendAll(ops, "/spec/containers/"+strconv.Itoa(i)+"/volumeMounts", p.Spec.Containers[i].VolumeMounts == nil, []any{m})
+		ops = appendAll(ops, "/spec/containers/"+strconv.Itoa(i)+"/volumeMounts", p.Spec.Containers[i].VolumeMounts == nil, []any{mount})
 	}
 
 	// Our init container goes first, so the app's own init containers already see the files.
-	first := b.container(InitContainer, true)
-	if req.Agent.Mode == agentconfig.ModeSidecar && s.Style == StyleNative {
-		first = b.nativeSidecar()
+	native := req.Agent.Mode == agentconfig.ModeSidecar && s.Style == StyleNative
+	first, err := b.encodedContainer(B, InitContainer, true, native)
+	if native {
+		first, err = b.encodedContainer(B, AgentContainer, false, true)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if p.Spec.InitContainers == nil {
 		ops = append(ops, Operation{Op: "add", Path: "/spec/initContainers", Value: []any{first}})
@@ -160,7 +307,11 @@ func Build(p *Pod, req *agentconfig.Request, s Settings) ([]Operation, error) {
 		ops = append(ops, Operation{Op: "add", Path: "/spec/initContainers/0", Value: first})
 	}
 	if req.Agent.Mode == agentconfig.ModeSidecar && s.Style == StyleClassic {
-		ops = append(ops, Operation{Op: "add", Path: "/spec/containers/-", Value: b.container(AgentContainer, false)})
+		sidecar, err := b.encodedContainer(B, AgentContainer, false, false)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, Operation{Op: "add", Path: "/spec/containers/-", Value: sidecar})
 	}
 	return ops, nil
 }
@@ -185,8 +336,9 @@ func (b *builder) status(apps []int) Status {
 		st.InitContainers = []string{InitContainer}
 		st.Containers = []string{AgentContainer}
 	}
-	for _, v := range b.volumes() {
-		st.Volumes = append(st.Volumes, v.Name)
+	st.Volumes = []string{SecretsVolume, HomeVolume, TokenVolume, ConfigVolume}
+	if b.req.TemplatesConfigMap != "" {
+		st.Volumes = append(st.Volumes, TemplatesVolume)
 	}
 	for _, i := range apps {
 		st.AppContainers = append(st.AppContainers, b.pod.Spec.Containers[i].Name)
@@ -263,6 +415,35 @@ func (b *builder) container(name string, once bool) corev1.Container {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+}
+
+// encodedContainer returns our container's JSON: the memoised encoding of everything but the
+// copied environment, with the environment spliced in (member order does not matter in JSON).
+func (b *builder) encodedContainer(B *Builder, name string, once, native bool) (json.RawMessage, error) {
+	r := b.req.Resources
+	key := fmt.Sprintf("container\x00%s\x00%t\x00%t\x00%t\x00%s\x00%s\x00%s\x00%s", name, once, native, b.req.TemplatesConfigMap != "", r.CPURequest, r.CPULimit, r.MemoryRequest, r.MemoryLimit)
+	base, err := B.encoded(key, func() any {
+		c := b.container(name, once)
+		if native {
+			c = b.nativeSidecar()
+		}
+		c.Env, c.EnvFrom = nil, nil
+		return c
+	})
+	if err != nil || (len(b.env.env) == 0 && len(b.env.envFrom) == 0) {
+		return base, err
+	}
+	env, err := json.Marshal(struct {
+		Env     []corev1.EnvVar        `json:"env,omitempty"`
+		EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
+	}{b.env.env, b.env.envFrom})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(env)+len(base))
+	out = append(out, env[:len(env)-1]...)
+	out = append(out, ',')
+	return append(out, base[1:]...), nil
 }
 
 func (b *builder) nativeSidecar() corev1.Container {
@@ -440,15 +621,9 @@ func EscapeJSONPointer(s string) string {
 	if !strings.ContainsAny(s, "~/") {
 		return s
 	}
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	return pointerEscaper.Replace(s)
 }
 
-func toAny[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
-}
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 func ptr[T any](v T) *T { return &v }

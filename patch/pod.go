@@ -74,3 +74,17 @@ func (p *Pod) Annotations() map[string]string {
 	}
 	return p.Metadata.Annotations
 }
+
+// DisplayName names the pod in messages: its name, or its generateName followed by "*" for
+// pods that controllers create.
+func (p *Pod) DisplayName() string {
+	switch {
+	case p.Metadata == nil:
+		return ""
+	case p.Metadata.Name != "":
+		return p.Metadata.Name
+	case p.Metadata.GenerateName != "":
+		return p.Metadata.GenerateName + "*"
+	}
+	return ""
+}

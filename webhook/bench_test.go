@@ -2,11 +2,15 @@ package webhook_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/vault-injector/vault-injector/webhook"
 	"github.com/vault-injector/vault-injector/webhook/webhooktest"
@@ -36,6 +40,29 @@ func BenchmarkHandler(b *testing.B) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != 200 {
 			b.Fatal(rec.Body)
+		}
+	}
+}
+
+// BenchmarkBaseline is the do-nothing webhook `make bench` compares with (see
+// hack/loadtest/baseline), in process: decode the review and the pod into k8s.io/api types,
+// answer allowed.
+func BenchmarkBaseline(b *testing.B) {
+	body := webhooktest.ReviewBody("shop", []byte(webhooktest.TypicalPod))
+	b.ReportAllocs()
+	for b.Loop() {
+		var rv admissionv1.AdmissionReview
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&rv); err != nil {
+			b.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := json.Unmarshal(rv.Request.Object.Raw, &pod); err != nil {
+			b.Fatal(err)
+		}
+		rv.Response = &admissionv1.AdmissionResponse{UID: rv.Request.UID, Allowed: true}
+		rv.Request = nil
+		if _, err := json.Marshal(&rv); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -59,6 +59,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"no request", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, 400, "no request"},
 		{"no uid", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"kind":"Pod"},"operation":"CREATE","object":{}}}`, 400, "no uid"},
 		{"no object", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod","version":"v1"},"operation":"CREATE"}}`, 400, "no object"},
+		{"pod is not an object", "application/json", string(webhooktest.ReviewBody("team", []byte(`[1,2]`))), 400, "cannot unmarshal array"},
 		{"too large", "application/json", `{"apiVersion":"` + strings.Repeat("a", webhook.MaxBodyBytes) + `"}`, 413, "exceeds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +118,6 @@ func TestDecisionsAndMetrics(t *testing.T) {
 		{"opted out", "team", strings.Replace(annotatedPod, `"vault-injector.io/role":"r"`, `"vault-injector.io/role":"r","vault-injector.io/inject":"false"`, 1), true, false, "skipped", webhook.ReasonOptedOut},
 		{"plain", "team", `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a"}]}}`, true, false, "skipped", webhook.ReasonNothingRequested},
 		{"bad mode", "team", strings.Replace(annotatedPod, `"vault-injector.io/role":"r"`, `"vault-injector.io/role":"r","vault-injector.io/mode":"x"`, 1), false, false, "denied", webhook.ReasonInvalidAnnotation},
-		{"pod is not an object", "team", `[1,2]`, false, false, "denied", webhook.ReasonBadPod},
 		{"no containers", "team", `{"metadata":{"annotations":{"vault-injector.io/role":"r","vault-injector.io/secret-a":"a"}},"spec":{}}`, false, false, "denied", webhook.ReasonConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

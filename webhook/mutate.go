@@ -6,6 +6,7 @@ package webhook
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
@@ -39,9 +40,6 @@ type Result struct {
 	Patch []patch.Operation
 	// Err explains a denial; its text is shown to the user by the API server.
 	Err error
-	// PodName is the pod's name, or its generateName followed by "*" for pods that controllers
-	// create; it is for messages only.
-	PodName string
 }
 
 // Mutator decides and builds. Its fields are the operator's settings.
@@ -50,6 +48,9 @@ type Mutator struct {
 	Settings patch.Settings
 	// ExcludedNamespaces never get injected, whatever their labels say.
 	ExcludedNamespaces []string
+
+	once    sync.Once
+	builder *patch.Builder
 }
 
 // DefaultExcludedNamespaces are namespaces where injection would be unsafe: a broken webhook
@@ -63,14 +64,7 @@ func (m *Mutator) Mutate(raw []byte, ns string) Result {
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonBadPod, Err: err}
 	}
-	res := m.MutatePod(pod, ns)
-	if md := pod.Metadata; md != nil {
-		res.PodName = md.Name
-		if res.PodName == "" && md.GenerateName != "" {
-			res.PodName = md.GenerateName + "*"
-		}
-	}
-	return res
+	return m.MutatePod(pod, ns)
 }
 
 // MutatePod is Mutate for an already decoded pod view.
@@ -95,7 +89,8 @@ func (m *Mutator) MutatePod(pod *patch.Pod, ns string) Result {
 	if req == nil {
 		return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
 	}
-	ops, err := patch.Build(pod, req, m.Settings)
+	m.once.Do(func() { m.builder = patch.NewBuilder(m.Settings) })
+	ops, err := m.builder.Build(pod, req)
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
 	}

@@ -2,7 +2,7 @@
 # Builds or installs the tools the e2e cluster and the agent's differential test need, into
 # ${VAULT_INJECTOR_CACHE:-$HOME/.cache/vault-injector}/tools/<name>-<version>/, outside the clone,
 # so every checkout reuses them. A tool whose stamp file exists is skipped: a second run is a no-op.
-# Usage: test/tools/build.sh [tool...]   (tools: debs k8s containerd vault consul-template)
+# Usage: test/tools/build.sh [tool...]   (tools: debs k8s k8s-scheduler containerd vault consul-template)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VAULT_INJECTOR_CACHE:-$HOME/.cache/vault-injector}
@@ -60,6 +60,17 @@ build_k8s() {
 	done
 }
 
+# The scheduler is its own cache entry so caches built before it was added stay valid.
+build_k8s_scheduler() {
+	local out=$1 minor ld p
+	minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+	ld="-s -w"
+	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+	done
+	(cd "$here/k8s" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$out/bin/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler)
+}
+
 build_containerd() {
 	local out=$1 c
 	for c in containerd containerd-shim-runc-v2 ctr; do
@@ -78,11 +89,12 @@ build_consul_template() {
 	GOBIN=$1/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/hashicorp/consul-template@$CONSUL_TEMPLATE_VERSION"
 }
 
-want=${*:-debs k8s containerd vault consul-template}
+want=${*:-debs k8s k8s-scheduler containerd vault consul-template}
 for t in $want; do
 	case $t in
 	debs) debs ;;
 	k8s) done_or_build "kubernetes $K8S_VERSION" "$tools/kubernetes-$K8S_VERSION" build_k8s "~7 min" ;;
+	k8s-scheduler) done_or_build "kube-scheduler $K8S_VERSION" "$tools/kube-scheduler-$K8S_VERSION" build_k8s_scheduler "~1 min" ;;
 	containerd) done_or_build "containerd $CONTAINERD_VERSION" "$tools/containerd-$CONTAINERD_VERSION" build_containerd "~1-2 min" ;;
 	vault) done_or_build "vault $VAULT_VERSION" "$tools/vault-$VAULT_VERSION" build_vault "10-15 min" ;;
 	consul-template) done_or_build "consul-template $CONSUL_TEMPLATE_VERSION" "$tools/consul-template-$CONSUL_TEMPLATE_VERSION" build_consul_template "~2 min" ;;

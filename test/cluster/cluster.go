@@ -1,0 +1,764 @@
+// Package cluster starts a real one-node Kubernetes cluster for tests, on loopback only: etcd,
+// kube-apiserver, kube-controller-manager, containerd and a kubelet that really runs pods from
+// locally built images, with the scheduler and the controllers the tests need. Tools come from `make tools` (see test/tools/build.sh). Only one such
+// node can run on a machine at a time (fixed host paths, port 10250); Start takes a lock.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Versions of the tools, matching test/tools/build.sh.
+const (
+	K8sVersion        = "v1.37.2"
+	ContainerdVersion = "v2.4.2"
+	NodeName          = "127.0.0.1"
+	PauseImage        = "e2e.local/pause:1"
+	// kubeletPort is fixed: the node advertises it and only one kubelet runs per machine.
+	kubeletPort = 10250
+)
+
+// ToolsDir is where `make tools` puts its outputs.
+func ToolsDir() string {
+	if d := os.Getenv("VAULT_INJECTOR_CACHE"); d != "" {
+		return filepath.Join(d, "tools")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "vault-injector", "tools")
+}
+
+// Tool returns the path of a built tool, or an error telling how to build it.
+func Tool(dir, name string) (string, error) {
+	p := filepath.Join(ToolsDir(), dir, "bin", name)
+	if _, err := os.Stat(filepath.Join(ToolsDir(), dir, ".done")); err != nil {
+		return "", fmt.Errorf("%s is not built (%s missing): run make tools", name, p)
+	}
+	return p, nil
+}
+
+// Cluster is a running stack.
+type Cluster struct {
+	Dir       string
+	APIServer string // https://127.0.0.1:<port>
+	CA        *CA
+	Config    *rest.Config
+	Client    kubernetes.Interface
+	// AdminToken authenticates as a cluster admin (system:masters).
+	AdminToken string
+	// Timings and figures for the notes.
+	ReadyAfter time.Duration
+
+	procs     []*Process
+	byName    map[string]*Process
+	ctr       string
+	sock      string
+	lock      *os.File
+	sysctls   map[string]string
+	hostDirs  []string
+	stopped   bool
+	logOutput io.Writer
+}
+
+// Process is one server of the stack.
+type Process struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string
+	done chan struct{}
+}
+
+// Options configure Start.
+type Options struct {
+	// Images are tarballs imported into containerd before the kubelet starts.
+	Images []string
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// LockFile guards the machine-wide resources of a node.
+const LockFile = "/run/vault-injector-e2e.lock"
+
+// Start brings the stack up and waits for the node to be Ready. On error everything started
+// so far is stopped.
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the test cluster needs root (kubelet, containerd, cgroups, mounts)")
+	}
+	bins := map[string]string{}
+	for _, t := range [][2]string{
+		{"kubernetes-" + K8sVersion, "kube-apiserver"}, {"kubernetes-" + K8sVersion, "kube-controller-manager"}, {"kubernetes-" + K8sVersion, "kubelet"},
+		{"kube-scheduler-" + K8sVersion, "kube-scheduler"},
+		{"containerd-" + ContainerdVersion, "containerd"}, {"containerd-" + ContainerdVersion, "ctr"}, {"containerd-" + ContainerdVersion, "containerd-shim-runc-v2"},
+	} {
+		p, err := Tool(t[0], t[1])
+		if err != nil {
+			return nil, err
+		}
+		bins[t[1]] = p
+	}
+	for _, p := range []string{"/usr/bin/etcd", "/usr/sbin/runc", "/usr/lib/cni/bridge"} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%s missing: run make tools (installs Debian's etcd-server, runc, containernetworking-plugins)", p)
+		}
+	}
+	lock, err := os.OpenFile(LockFile, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("another test cluster holds %s (one node per machine): stop it first", LockFile)
+	}
+	dir, err := os.MkdirTemp("", "vault-injector-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	c = &Cluster{Dir: dir, lock: lock, byName: map[string]*Process{}, ctr: bins["ctr"], logOutput: logw, sysctls: map[string]string{}}
+	defer func() {
+		if err != nil {
+			c.DumpLogs(logw)
+			c.Stop()
+		}
+	}()
+	start := time.Now()
+	c.progress("starting a one-node cluster in %s", dir)
+	for _, d := range []string{"pki", "logs", "etcd", "containerd", "cni/net.d", "kubelet", "pod-logs", "kubelet-plugins"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	etcdPort, peerPort, apiPort, kcmPort, schedPort := freePort(), freePort(), freePort(), freePort(), freePort()
+	c.APIServer = "https://127.0.0.1:" + apiPort
+	if err := c.pki(); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+
+	if _, err := c.start("etcd", "/usr/bin/etcd", "--name", "e2e", "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://127.0.0.1:"+etcdPort, "--advertise-client-urls", "http://127.0.0.1:"+etcdPort,
+		"--listen-peer-urls", "http://127.0.0.1:"+peerPort, "--initial-advertise-peer-urls", "http://127.0.0.1:"+peerPort,
+		"--initial-cluster", "e2e=http://127.0.0.1:"+peerPort, "--listen-metrics-urls", "",
+		"--quota-backend-bytes", "2147483648", "--unsafe-no-fsync"); err != nil {
+		return nil, err
+	}
+	if err := waitTCP(ctx, "127.0.0.1:"+etcdPort, 20*time.Second); err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+
+	p := filepath.Join(dir, "pki")
+	if _, err := c.start("kube-apiserver", bins["kube-apiserver"],
+		"--etcd-servers", "http://127.0.0.1:"+etcdPort,
+		"--bind-address", "127.0.0.1", "--secure-port", apiPort,
+		// Must not be loopback; nothing listens there and nothing dials it.
+		"--advertise-address", "10.255.255.254", "--endpoint-reconciler-type", "none",
+		"--service-cluster-ip-range", "10.96.0.0/24",
+		"--tls-cert-file", p+"/apiserver.crt", "--tls-private-key-file", p+"/apiserver.key",
+		"--client-ca-file", p+"/ca.crt",
+		"--kubelet-client-certificate", p+"/kubelet-client.crt", "--kubelet-client-key", p+"/kubelet-client.key",
+		"--token-auth-file", p+"/tokens.csv",
+		"--authorization-mode", "Node,RBAC",
+		"--enable-admission-plugins", "NodeRestriction,PodSecurity",
+		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file", p+"/sa.pub", "--service-account-signing-key-file", p+"/sa.key",
+		"--allow-privileged=true", "--profiling=false"); err != nil {
+		return nil, err
+	}
+	c.Config = &rest.Config{Host: c.APIServer, BearerToken: c.AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: c.CA.CertPEM}, QPS: 100, Burst: 200}
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return nil, err
+	}
+	if err := c.waitAPIServer(ctx); err != nil {
+		return nil, err
+	}
+	c.progress("kube-apiserver ready on %s (%s)", c.APIServer, time.Since(start).Round(10*time.Millisecond))
+
+	if _, err := c.start("kube-controller-manager", bins["kube-controller-manager"],
+		"--kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
+		"--authentication-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"), "--authorization-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
+		"--bind-address", "127.0.0.1", "--secure-port", kcmPort, "--leader-elect=false",
+		"--controllers", "serviceaccount,root-ca-cert-publisher,deployment,replicaset,job,cronjob,endpointslice,garbagecollector,namespace,ttl-after-finished",
+		"--root-ca-file", p+"/ca.crt", "--use-service-account-credentials=false",
+		"--concurrent-gc-syncs", "5"); err != nil {
+		return nil, err
+	}
+
+	if _, err := c.start("kube-scheduler", bins["kube-scheduler"],
+		"--kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
+		"--authentication-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"), "--authorization-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
+		"--bind-address", "127.0.0.1", "--secure-port", schedPort, "--leader-elect=false"); err != nil {
+		return nil, err
+	}
+
+	if err := c.startContainerd(ctx, bins, opts.Images); err != nil {
+		return nil, err
+	}
+	if err := c.startKubelet(ctx, bins["kubelet"]); err != nil {
+		return nil, err
+	}
+	if err := c.waitNodeReady(ctx, 90*time.Second); err != nil {
+		return nil, err
+	}
+	// No node-lifecycle controller runs, so nothing would lift the taints the node registers
+	// with (node.kubernetes.io/not-ready); the node is Ready, so drop them.
+	if n, err := c.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{}); err == nil && len(n.Spec.Taints) > 0 {
+		n.Spec.Taints = nil
+		if _, err := c.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			return nil, fmt.Errorf("untaint node: %w", err)
+		}
+	}
+	c.ReadyAfter = time.Since(start)
+	c.progress("node %s Ready %s after start", NodeName, c.ReadyAfter.Round(10*time.Millisecond))
+	if err := c.waitDefaultServiceAccount(ctx, "default"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) progress(format string, args ...any) {
+	fmt.Fprintf(c.logOutput, "[cluster %s] %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (c *Cluster) pki() error {
+	p := filepath.Join(c.Dir, "pki")
+	ca, err := NewCA("vault-injector-e2e-ca")
+	if err != nil {
+		return err
+	}
+	c.CA = ca
+	if err := os.WriteFile(p+"/ca.crt", ca.CertPEM, 0o644); err != nil {
+		return err
+	}
+	if err := ca.Issue(p+"/apiserver.crt", p+"/apiserver.key", "kube-apiserver", nil, false,
+		"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"); err != nil {
+		return err
+	}
+	if err := ca.Issue(p+"/kubelet-client.crt", p+"/kubelet-client.key", "kube-apiserver-kubelet-client", []string{"system:masters"}, true); err != nil {
+		return err
+	}
+	if err := ca.Issue(p+"/kubelet.crt", p+"/kubelet.key", NodeName, nil, false, "127.0.0.1", "localhost"); err != nil {
+		return err
+	}
+	if err := writeKeyPair(p+"/sa.key", p+"/sa.pub"); err != nil {
+		return err
+	}
+	tok := func() string {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	admin, kubelet, kcm := tok(), tok(), tok()
+	c.AdminToken = admin
+	csv := fmt.Sprintf("%s,e2e-admin,e2e-admin,\"system:masters\"\n%s,system:node:%s,kubelet,\"system:nodes\"\n%s,system:kube-controller-manager,kcm,\"system:masters\"\n", admin, kubelet, NodeName, kcm)
+	if err := os.WriteFile(p+"/tokens.csv", []byte(csv), 0o600); err != nil {
+		return err
+	}
+	for name, token := range map[string]string{"admin": admin, "kubelet": kubelet, "kcm": kcm} {
+		if err := os.WriteFile(filepath.Join(c.Dir, name+".kubeconfig"), []byte(c.kubeconfig(name, token)), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) kubeconfig(user, token string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "%s", certificate-authority: "%s/pki/ca.crt"}
+users:
+- name: %s
+  user: {token: "%s"}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: %s}
+current-context: e2e
+`, "https://127.0.0.1:"+c.apiPort(), c.Dir, user, token, user)
+}
+
+func (c *Cluster) apiPort() string {
+	if c.APIServer == "" {
+		return "0"
+	}
+	return c.APIServer[strings.LastIndex(c.APIServer, ":")+1:]
+}
+
+// start runs a server with its output in logs/<name>.log.
+func (c *Cluster) start(name, bin string, args ...string) (*Process, error) {
+	logPath := filepath.Join(c.Dir, "logs", name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Process{Name: name, Cmd: cmd, Log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	c.procs = append(c.procs, p)
+	c.byName[name] = p
+	return p, nil
+}
+
+func (c *Cluster) startContainerd(ctx context.Context, bins map[string]string, images []string) error {
+	c.sock = filepath.Join(c.Dir, "containerd", "containerd.sock")
+	cfg := fmt.Sprintf(`version = 3
+root = "%[1]s/containerd/root"
+state = "%[1]s/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
+[grpc]
+  address = "%[2]s"
+[metrics]
+  address = ""
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "%[3]s"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = ""
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_selinux = false
+  disable_apparmor = true
+  # root lacks CAP_SYS_RESOURCE here: a negative oom_score_adj kills runc init.
+  restrict_oom_score_adj = true
+  tolerate_missing_hugetlb_controller = true
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "%[4]s"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "%[1]s/cni/net.d"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+`, c.Dir, c.sock, PauseImage, bins["containerd-shim-runc-v2"])
+	if err := os.WriteFile(filepath.Join(c.Dir, "containerd", "config.toml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	// The node is Ready only once a CNI config exists, even if every pod uses hostNetwork.
+	cni := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"e2e","plugins":[{"type":"bridge","bridge":"vi-e2e0","isGateway":false,"isDefaultGateway":false,"ipMasq":false,"hairpinMode":false,
+"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24"}]],"routes":[],"dataDir":"%s/cni/ipam"}}]}`, c.Dir)
+	if err := os.WriteFile(filepath.Join(c.Dir, "cni", "net.d", "10-e2e.conflist"), []byte(cni), 0o644); err != nil {
+		return err
+	}
+	c.noteHostDir("/run/containerd")
+	if _, err := c.start("containerd", bins["containerd"], "--config", filepath.Join(c.Dir, "containerd", "config.toml")); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(c.sock); err == nil {
+			if out, err := c.Ctr("version"); err == nil {
+				_ = out
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("containerd did not come up in 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, img := range images {
+		if out, err := c.Ctr("-n", "k8s.io", "images", "import", img); err != nil {
+			return fmt.Errorf("import %s: %v: %s", img, err, out)
+		}
+	}
+	c.progress("containerd up, %d images imported", len(images))
+	return nil
+}
+
+// Ctr runs containerd's ctr against this stack's containerd.
+func (c *Cluster) Ctr(args ...string) (string, error) {
+	out, err := exec.Command(c.ctr, append([]string{"--address", c.sock}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func (c *Cluster) noteHostDir(d string) {
+	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+		c.hostDirs = append(c.hostDirs, d)
+	}
+}
+
+func (c *Cluster) startKubelet(ctx context.Context, bin string) error {
+	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://%[2]s
+imageServiceEndpoint: unix://%[2]s
+address: 127.0.0.1
+port: %[3]d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 0
+tlsCertFile: %[1]s/pki/kubelet.crt
+tlsPrivateKeyFile: %[1]s/pki/kubelet.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: %[1]s/pki/ca.crt}
+authorization:
+  mode: AlwaysAllow
+staticPodPath: ""
+volumePluginDir: %[1]s/kubelet-plugins
+podLogsDir: %[1]s/pod-logs
+clusterDomain: cluster.local
+clusterDNS: []
+resolvConf: /etc/resolv.conf
+failSwapOn: false
+registerNode: true
+serializeImagePulls: false
+evictionHard: {memory.available: "100Mi", nodefs.available: "2%%", imagefs.available: "2%%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+nodeStatusReportFrequency: 10s
+shutdownGracePeriod: 0s
+`, c.Dir, c.sock, kubeletPort)
+	if err := os.WriteFile(filepath.Join(c.Dir, "kubelet-config.yaml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	// The kubelet changes these sysctls and creates these host paths: put them back at Stop.
+	for _, k := range []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"} {
+		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
+			c.sysctls[k] = strings.TrimSpace(string(b))
+		}
+	}
+	for _, d := range []string{"/var/lib/kubelet", "/var/log/containers", "/usr/libexec/kubernetes"} {
+		c.noteHostDir(d)
+	}
+	_, err := c.start("kubelet", bin, "--config", filepath.Join(c.Dir, "kubelet-config.yaml"),
+		"--kubeconfig", filepath.Join(c.Dir, "kubelet.kubeconfig"),
+		"--hostname-override", NodeName, "--root-dir", filepath.Join(c.Dir, "kubelet"),
+		"--cert-dir", filepath.Join(c.Dir, "kubelet", "pki"), "--v=1")
+	return err
+}
+
+func (c *Cluster) waitAPIServer(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && string(body) == "ok" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready after 60s: %v", err)
+		}
+		if p := c.byName["kube-apiserver"]; p != nil {
+			select {
+			case <-p.done:
+				return fmt.Errorf("kube-apiserver exited: %s", tail(p.Log, 20))
+			default:
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) waitNodeReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+		if err == nil {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s not Ready after %s (%v); kubelet log:\n%s", NodeName, timeout, err, tail(c.byName["kubelet"].Log, 30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) waitDefaultServiceAccount(ctx context.Context, ns string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err1 := c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		_, err2 := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if err1 == nil && err2 == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("namespace %s has no default service account / kube-root-ca.crt after 60s", ns)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// WaitNamespaceReady waits for the controllers to give ns its default service account and CA.
+func (c *Cluster) WaitNamespaceReady(ctx context.Context, ns string) error {
+	return c.waitDefaultServiceAccount(ctx, ns)
+}
+
+// Stop tears the stack down: pods first (through the API, so the kubelet stops them), then
+// kubelet, leftover containers, containerd, controller-manager, API server, etcd; then mounts,
+// the bridge, host paths and sysctls are put back. It is safe to call twice.
+func (c *Cluster) Stop() {
+	if c == nil || c.stopped {
+		return
+	}
+	c.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if c.running("kubelet") && c.running("kube-apiserver") && c.Client != nil {
+		c.deleteAllPods(ctx)
+	}
+	c.stop("kubelet", 10*time.Second)
+	if c.running("containerd") {
+		if out, err := c.Ctr("-n", "k8s.io", "tasks", "ls", "-q"); err == nil {
+			for _, t := range strings.Fields(out) {
+				_, _ = c.Ctr("-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", t)
+			}
+			time.Sleep(500 * time.Millisecond)
+			for _, t := range strings.Fields(out) {
+				_, _ = c.Ctr("-n", "k8s.io", "tasks", "delete", "-f", t)
+			}
+		}
+		if out, err := c.Ctr("-n", "k8s.io", "containers", "ls", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				_, _ = c.Ctr("-n", "k8s.io", "containers", "delete", id)
+			}
+		}
+	}
+	c.stop("containerd", 10*time.Second)
+	c.stop("kube-scheduler", 5*time.Second)
+	c.stop("kube-controller-manager", 5*time.Second)
+	c.stop("kube-apiserver", 10*time.Second)
+	c.stop("etcd", 10*time.Second)
+	for _, p := range c.procs {
+		c.stop(p.Name, 5*time.Second)
+	}
+	killShims(c.Dir)
+	unmountUnder(c.Dir)
+	_ = exec.Command("ip", "link", "del", "vi-e2e0").Run()
+	for _, d := range c.hostDirs {
+		unmountUnder(d)
+		_ = os.RemoveAll(d)
+	}
+	for _, h := range []string{"kubepods", "k8s.io"} {
+		matches, _ := filepath.Glob("/sys/fs/cgroup/*/" + h)
+		for _, m := range matches {
+			removeCgroupTree(m)
+		}
+	}
+	for k, v := range c.sysctls {
+		_ = os.WriteFile("/proc/sys/"+k, []byte(v), 0o644)
+	}
+	if os.Getenv("VAULT_INJECTOR_KEEP_E2E_DIR") == "" {
+		_ = os.RemoveAll(c.Dir)
+	}
+	if c.lock != nil {
+		_ = syscall.Flock(int(c.lock.Fd()), syscall.LOCK_UN)
+		c.lock.Close()
+	}
+	c.progress("stopped and cleaned up")
+}
+
+func (c *Cluster) deleteAllPods(ctx context.Context) {
+	nss, err := c.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	grace := int64(1)
+	for _, ns := range nss.Items {
+		_ = c.Client.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
+	}
+	for ctx.Err() == nil {
+		pods, err := c.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil || len(pods.Items) == 0 {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) running(name string) bool {
+	p := c.byName[name]
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (c *Cluster) stop(name string, grace time.Duration) {
+	p := c.byName[name]
+	if p == nil || !c.running(name) {
+		return
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Process returns a server of the stack by name (etcd, kube-apiserver, ...).
+func (c *Cluster) Process(name string) *Process { return c.byName[name] }
+
+// RSS returns the resident memory of each server, in KiB.
+func (c *Cluster) RSS() map[string]int {
+	out := map[string]int{}
+	for _, p := range c.procs {
+		if c.running(p.Name) {
+			out[p.Name] = rssKiB(p.Cmd.Process.Pid)
+		}
+	}
+	return out
+}
+
+// DumpLogs writes the tail of every server log.
+func (c *Cluster) DumpLogs(w io.Writer) {
+	for _, p := range c.procs {
+		fmt.Fprintf(w, "===== %s (%s) =====\n%s\n", p.Name, p.Log, tail(p.Log, 40))
+	}
+}
+
+// PodLogsDir holds the containers' logs: <namespace>_<pod>_<uid>/<container>/<n>.log.
+func (c *Cluster) PodLogsDir() string { return filepath.Join(c.Dir, "pod-logs") }
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func rssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return 0
+}
+
+// killShims stops containerd shims left behind for this stack (they outlive containerd).
+func killShims(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte("containerd-shim-runc-v2")) && bytes.Contains(cmdline, []byte(dir)) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func unmountUnder(dir string) {
+	for i := 0; i < 3; i++ {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return
+		}
+		var mounts []string
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+				mounts = append(mounts, f[4])
+			}
+		}
+		if len(mounts) == 0 {
+			return
+		}
+		// Deepest first.
+		for j := len(mounts) - 1; j >= 0; j-- {
+			if err := syscall.Unmount(mounts[j], 0); err != nil {
+				_ = syscall.Unmount(mounts[j], syscall.MNT_DETACH)
+			}
+		}
+	}
+}
+
+func removeCgroupTree(root string) {
+	var dirs []string
+	_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i])
+	}
+}
+
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "0"
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// FreePort returns a free loopback port.
+func FreePort() string { return freePort() }
+
+func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s not listening after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

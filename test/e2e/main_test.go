@@ -1,0 +1,350 @@
+//go:build e2e
+
+// Package e2e runs vault-injector against a real one-node cluster (test/cluster): a real API
+// server calls the webhook over TLS, a real kubelet runs the injected pods from locally built
+// images, and the agent logs in to a real Vault through a real TokenReview.
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/vault-injector/vault-injector/internal/ociimage"
+	"github.com/vault-injector/vault-injector/test/cluster"
+	"github.com/vault-injector/vault-injector/test/vaulttest"
+)
+
+const (
+	agentImage = "ghcr.io/vault-injector/vault-injector:0.1.0"
+	appImage   = "e2e.local/busybox:1"
+)
+
+// env is the stack shared by every test of the package.
+var env struct {
+	c            *cluster.Cluster
+	vault        *vaulttest.Server
+	webhook      *exec.Cmd
+	webhookAddr  string
+	webhookDone  chan struct{}
+	webhookLog   string
+	binary       string
+	dir          string
+	certFile     string
+	keyFile      string
+	startupTimes map[string]time.Duration
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) (code int) {
+	ctx := context.Background()
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "vault-injector-e2e-build-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	env.dir = dir
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		return 1
+	}
+	images, err := buildImages(dir)
+	if err != nil {
+		return fail(err)
+	}
+	// Ctrl-C or SIGTERM must still tear the node down.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			fmt.Fprintln(os.Stderr, "interrupted: tearing the cluster down")
+			teardown()
+			os.Exit(130)
+		}
+	}()
+	c, err := cluster.Start(ctx, cluster.Options{Images: images, Log: os.Stderr})
+	if err != nil {
+		return fail(err)
+	}
+	env.c = c
+	defer teardown()
+	if env.vault, err = vaulttest.Start(ctx, dir); err != nil {
+		return fail(err)
+	}
+	if err := configureVault(ctx); err != nil {
+		return fail(err)
+	}
+	if err := startWebhook(ctx); err != nil {
+		return fail(err)
+	}
+	if err := registerWebhook(ctx, "vault-injector.io", admissionregistrationv1.Fail); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(os.Stderr, "[e2e] stack ready in %s (node Ready after %s)\n", time.Since(start).Round(100*time.Millisecond), c.ReadyAfter.Round(10*time.Millisecond))
+	code = m.Run()
+	rss := c.RSS()
+	var parts []string
+	for k, v := range rss {
+		parts = append(parts, fmt.Sprintf("%s %d MiB", k, v/1024))
+	}
+	fmt.Fprintf(os.Stderr, "[e2e] stack memory (RSS): %s; vault %d MiB\n", strings.Join(parts, ", "), rssOf(env.vault.PID())/1024)
+	if code != 0 {
+		c.DumpLogs(os.Stderr)
+		fmt.Fprintf(os.Stderr, "===== webhook =====\n%s\n", tailFile(env.webhookLog, 40))
+		fmt.Fprintf(os.Stderr, "===== vault =====\n%s\n", lastLines(env.vault.Logs(), 40))
+	}
+	return code
+}
+
+func teardown() {
+	if env.webhook != nil && env.webhook.Process != nil {
+		_ = env.webhook.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-env.webhookDone:
+		case <-time.After(5 * time.Second):
+			_ = env.webhook.Process.Kill()
+		}
+	}
+	if env.c != nil {
+		env.c.Stop()
+	}
+	if env.vault != nil {
+		env.vault.Stop()
+	}
+}
+
+// buildImages builds the product binary and writes the three images the node uses.
+func buildImages(dir string) ([]string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	env.binary = filepath.Join(dir, "vault-injector")
+	pause := filepath.Join(dir, "pause")
+	for out, pkg := range map[string]string{env.binary: "./cmd/vault-injector", pause: "./test/images/pause"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	busybox := "/bin/busybox"
+	if _, err := os.Stat(busybox); err != nil {
+		return nil, fmt.Errorf("%s missing: run make tools (installs busybox-static)", busybox)
+	}
+	specs := map[string]ociimage.Spec{
+		"product.tar": ociimage.Product(agentImage, env.binary),
+		"pause.tar":   {Tag: cluster.PauseImage, Files: map[string]ociimage.File{"pause": {Mode: 0o755, Source: pause}}, Entrypoint: []string{"/pause"}},
+		"busybox.tar": ociimage.Busybox(appImage, busybox),
+	}
+	var out []string
+	for name, s := range specs {
+		p := filepath.Join(dir, name)
+		if err := ociimage.Write(p, s); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func moduleRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			if b, _ := os.ReadFile(filepath.Join(d, "go.mod")); strings.Contains(string(b), "module github.com/vault-injector/vault-injector\n") {
+				return d, nil
+			}
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("module root not found")
+		}
+		d = parent
+	}
+}
+
+// configureVault mounts KV v1 at secret/ (the seed scenario's layout) and points kubernetes
+// auth at the API server's loopback port, so every login is a real TokenReview.
+func configureVault(ctx context.Context) error {
+	v, err := env.vault.Client()
+	if err != nil {
+		return err
+	}
+	if err := v.Sys().UnmountWithContext(ctx, "secret"); err != nil {
+		return err
+	}
+	if err := v.Sys().MountWithContext(ctx, "secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
+		return err
+	}
+	if err := v.Sys().EnableAuthWithOptionsWithContext(ctx, "kubernetes", &api.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+		return err
+	}
+	_, err = v.Logical().WriteWithContext(ctx, "auth/kubernetes/config", map[string]any{
+		"kubernetes_host":      env.c.APIServer,
+		"kubernetes_ca_cert":   string(env.c.CA.CertPEM),
+		"token_reviewer_jwt":   env.c.AdminToken,
+		"disable_local_ca_jwt": true,
+	})
+	return err
+}
+
+// startWebhook runs the product binary's webhook with a certificate for 127.0.0.1.
+func startWebhook(ctx context.Context) error {
+	env.certFile, env.keyFile = filepath.Join(env.dir, "webhook.crt"), filepath.Join(env.dir, "webhook.key")
+	if err := env.c.CA.Issue(env.certFile, env.keyFile, "vault-injector", nil, false, "127.0.0.1", "localhost"); err != nil {
+		return err
+	}
+	env.webhookAddr = "127.0.0.1:" + cluster.FreePort()
+	return restartWebhook(ctx)
+}
+
+func restartWebhook(ctx context.Context) error {
+	env.webhookLog = filepath.Join(env.dir, "webhook.log")
+	f, err := os.OpenFile(env.webhookLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(env.binary, "webhook", "--listen="+env.webhookAddr, "--tls-cert-file="+env.certFile, "--tls-key-file="+env.keyFile,
+		"--vault-address="+env.vault.Addr, "--agent-image="+agentImage, "--agent-image-pull-policy=Never", "--log-level=debug")
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	env.webhook = cmd
+	env.webhookDone = make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); f.Close(); close(done) }(env.webhookDone)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(env.c.CA.CertPEM)
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.Get("https://" + env.webhookAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook not ready: %v\n%s", err, tailFile(env.webhookLog, 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func stopWebhook() {
+	_ = env.webhook.Process.Signal(syscall.SIGTERM)
+	<-env.webhookDone
+}
+
+// webhookMetric reads one sample of the webhook's admission counter.
+func webhookMetric(t *testing.T, outcome, reason string) float64 {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(env.c.CA.CertPEM)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := client.Get("https://" + env.webhookAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	want := fmt.Sprintf(`vault_injector_admission_requests_total{outcome="%s",reason="%s"} `, outcome, reason)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, want) {
+			var v float64
+			fmt.Sscanf(strings.TrimPrefix(line, want), "%g", &v)
+			return v
+		}
+	}
+	return 0
+}
+
+// registerWebhook registers /mutate the way operators do: CREATE pods, labelled namespaces
+// only, kube-system excluded, no side effects, short timeout, reinvocation if needed.
+func registerWebhook(ctx context.Context, name string, policy admissionregistrationv1.FailurePolicyType) error {
+	url := "https://" + env.webhookAddr + "/mutate"
+	none := admissionregistrationv1.SideEffectClassNone
+	timeout := int32(5)
+	reinvoke := admissionregistrationv1.IfNeededReinvocationPolicy
+	scope := admissionregistrationv1.NamespacedScope
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "pods.vault-injector.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: env.c.CA.CertPEM},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: &scope}}},
+			FailurePolicy:           &policy,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: []string{"v1"},
+			ReinvocationPolicy:      &reinvoke,
+			NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"vault-injector.io/inject": "enabled"},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system"},
+				}},
+			},
+		}},
+	}
+	_, err := env.c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{})
+	return err
+}
+
+func rssOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var v int
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
+			return v
+		}
+	}
+	return 0
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return lastLines(string(b), n)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -42,8 +42,9 @@ fuzz:
 golden:
 	$(GO) test ./webhook/ ./inject/ -update
 
+# The demo is the templated-nginx scenario on the real local cluster, verbose.
 demo: tools build
-	$(GO) run -tags e2e ./test/demo
+	$(GO) test -count=1 -tags e2e -timeout 15m -run 'TestTemplatedNginx' -v ./test/e2e
 
 clean:
 	rm -rf bin

@@ -190,7 +190,7 @@ func countAgents(p *corev1.Pod) int {
 func simplePod(name string, ann map[string]string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sleep", "3600"}}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sleep", "3600"}}}},
 	}
 }
 

@@ -163,4 +163,3 @@ func (s *Server) Logs() string {
 	}
 	return string(b)
 }
-

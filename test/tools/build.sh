@@ -2,7 +2,7 @@
 # Builds or installs the tools the e2e cluster and the agent's differential test need, into
 # ${VAULT_INJECTOR_CACHE:-$HOME/.cache/vault-injector}/tools/<name>-<version>/, outside the clone,
 # so every checkout reuses them. A tool whose stamp file exists is skipped: a second run is a no-op.
-# Usage: test/tools/build.sh [tool...]   (tools: debs k8s k8s-scheduler containerd vault consul-template)
+# Usage: test/tools/build.sh [tool...]   (tools: debs k8s k8s-scheduler containerd vault consul-template helm)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VAULT_INJECTOR_CACHE:-$HOME/.cache/vault-injector}
@@ -13,6 +13,7 @@ K8S_VERSION=v1.37.2
 CONTAINERD_VERSION=v2.4.2
 VAULT_VERSION=v1.19.5
 CONSUL_TEMPLATE_VERSION=v0.41.1
+HELM_VERSION=v3.22.0
 DEBS="etcd-server runc containernetworking-plugins busybox-static iproute2 postgresql"
 
 say() { printf '[tools %s] %s\n' "$(date -u +%T)" "$*"; }
@@ -89,7 +90,12 @@ build_consul_template() {
 	GOBIN=$1/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/hashicorp/consul-template@$CONSUL_TEMPLATE_VERSION"
 }
 
-want=${*:-debs k8s k8s-scheduler containerd vault consul-template}
+# Helm renders deploy/helm/vault-injector in test/deploy (server-side dry-run against the test cluster).
+build_helm() {
+	GOBIN=$1/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+want=${*:-debs k8s k8s-scheduler containerd vault consul-template helm}
 for t in $want; do
 	case $t in
 	debs) debs ;;
@@ -98,6 +104,7 @@ for t in $want; do
 	containerd) done_or_build "containerd $CONTAINERD_VERSION" "$tools/containerd-$CONTAINERD_VERSION" build_containerd "~1-2 min" ;;
 	vault) done_or_build "vault $VAULT_VERSION" "$tools/vault-$VAULT_VERSION" build_vault "10-15 min" ;;
 	consul-template) done_or_build "consul-template $CONSUL_TEMPLATE_VERSION" "$tools/consul-template-$CONSUL_TEMPLATE_VERSION" build_consul_template "~2 min" ;;
+	helm) done_or_build "helm $HELM_VERSION" "$tools/helm-$HELM_VERSION" build_helm "~3 min" ;;
 	*) echo "unknown tool $t" >&2; exit 2 ;;
 	esac
 done

@@ -406,7 +406,9 @@ func (a *Agent) renewLease(ctx context.Context, key string, e *entry) {
 		// credentials at two thirds of what remains; the old ones stay valid meanwhile.
 		e.renewAt = time.Time{}
 		e.leaseEnd = now.Add(time.Duration(s.LeaseDuration) * time.Second)
-		e.refetchAt = now.Add(time.Duration(s.LeaseDuration) * time.Second * 2 / 3)
+		// Switch early, at a third of what remains: the app gets the other two thirds to pick
+		// up the new credentials while the old ones still work.
+		e.refetchAt = now.Add(time.Duration(s.LeaseDuration) * time.Second / 3)
 		a.log.Info("lease nears its max TTL; new credentials will be fetched", "path", e.path, "remaining_seconds", s.LeaseDuration, "refetch_at", e.refetchAt.UTC().Format(time.RFC3339))
 		return
 	}
@@ -481,6 +483,13 @@ func (a *Agent) renewToken(ctx context.Context, identity string, t *tokenState) 
 		a.setToken(identity, auth)
 		a.saveToken()
 		a.log.Info("logged in again", "identity", identity, "ttl_seconds", auth.LeaseDuration)
+		// Vault revokes a token's leases when the token ends: fetch leased secrets again
+		// under the new token while the old one, and its credentials, still live.
+		for _, e := range a.entries {
+			if e.identity == identity && e.secret.LeaseID != "" {
+				e.refetchAt, e.renewAt = a.now(), time.Time{}
+			}
+		}
 		return
 	}
 	a.setToken(identity, s.Auth)
@@ -546,17 +555,22 @@ func (a *Agent) shutdown() {
 			continue
 		}
 		if err := a.backends[e.identity].RevokeLease(ctx, e.secret.LeaseID); err != nil {
-			a.log.Warn("lease not revoked", "path", e.path, "error", err.Error())
+			// Policies rarely grant sys/leases/revoke; revoking the token below revokes every
+			// lease obtained with it, so this is only worth a debug line.
+			a.log.Debug("lease not revoked by ID; relying on token revocation", "path", e.path, "error", err.Error())
 			continue
 		}
 		n++
 	}
+	tokens := 0
 	for id := range a.tokens {
 		if err := a.backends[id].RevokeToken(ctx); err != nil {
-			a.log.Warn("token not revoked", "identity", id, "error", err.Error())
+			a.log.Warn("token not revoked; its leases expire on their own", "identity", id, "error", err.Error())
+			continue
 		}
+		tokens++
 	}
-	a.log.Info("stopping; revoked leases and token", "leases", n)
+	a.log.Info("stopping; revoked leases and token", "leases", leases, "revoked_by_id", n, "tokens", tokens)
 }
 
 // notify tells the app that files changed.

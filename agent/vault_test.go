@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/test/pgtest"
 	"github.com/vault-injector/vault-injector/test/vaulttest"
 )
 
@@ -356,4 +357,111 @@ func TestShutdownLeavesUnleasedSecretsAlone(t *testing.T) {
 	if !strings.Contains(logs.String(), "leases and token left to expire") {
 		t.Errorf("shutdown not logged:\n%s", logs)
 	}
+}
+
+// TestDynamicDatabaseCredentials is the service-binding scenario: Vault's database engine
+// issues PostgreSQL users with short TTLs; the agent renews the lease, switches to new
+// credentials before max_ttl while the old ones still work, and revokes on shutdown.
+func TestDynamicDatabaseCredentials(t *testing.T) {
+	e := startVault(t, `path "database/creds/app" { capabilities = ["read"] }`)
+	pg := pgtest.StartT(t)
+	ctx := context.Background()
+	if err := e.root.Sys().MountWithContext(ctx, "database", &api.MountInput{Type: "database"}); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "database/config/pg", map[string]any{
+		"plugin_name":    "postgresql-database-plugin",
+		"connection_url": pg.URL("{{username}}", "{{password}}"),
+		"username":       "postgres",
+		"password":       pgtest.Password,
+		"allowed_roles":  "app",
+	})
+	const defaultTTL, maxTTL = 3 * time.Second, 9 * time.Second
+	e.write(t, "database/roles/app", map[string]any{
+		"db_name":             "pg",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		"default_ttl":         defaultTTL.String(),
+		"max_ttl":             maxTTL.String(),
+	})
+	cfg := e.config(t, agentconfig.Secret{Name: "db.env", Perms: 0o400,
+		Template: `{{ with secret "database/creds/app" }}username={{ .Data.username }}
+password={{ .Data.password }}
+{{ end }}`})
+	a, logs := newTestAgent(t, cfg)
+	r := runAgent(t, a)
+	issued := time.Now()
+	waitReady(t, cfg, r)
+
+	creds := func() (user, pass string) {
+		t.Helper()
+		for _, line := range strings.Split(readFile(t, cfg.SecretsDir, "db.env"), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				switch k {
+				case "username":
+					user = v
+				case "password":
+					pass = v
+				}
+			}
+		}
+		if user == "" || pass == "" {
+			t.Fatal("db.env lacks username or password")
+		}
+		return user, pass
+	}
+	connects := func(user, pass string) error {
+		c, err := pg.Connect(ctx, user, pass)
+		if err == nil {
+			err = c.Ping(ctx)
+			c.Close(ctx)
+		}
+		return err
+	}
+	u1, p1 := creds()
+	if err := connects(u1, p1); err != nil {
+		t.Fatalf("rendered credentials do not connect: %v", err)
+	}
+	// Past the default TTL the same user still works: the lease (and the role's VALID UNTIL)
+	// was renewed. Without renewal Vault would have dropped the role by now.
+	time.Sleep(time.Until(issued.Add(defaultTTL + time.Second)))
+	if u, _ := creds(); u != u1 {
+		t.Fatalf("credentials replaced before max_ttl was near (%s → %s)", u1, u)
+	}
+	if err := connects(u1, p1); err != nil {
+		t.Fatalf("credentials stopped working after the default TTL: the lease was not renewed: %v", err)
+	}
+	if !strings.Contains(logs.String(), "lease renewed") {
+		t.Error("no lease renewal logged")
+	}
+	// Before max_ttl new credentials appear, while the old ones still work (overlap).
+	var u2, p2 string
+	eventually(t, maxTTL, "new credentials before max_ttl", func() bool {
+		u2, p2 = creds()
+		return u2 != u1
+	})
+	switched := time.Since(issued)
+	if switched >= maxTTL {
+		t.Fatalf("new credentials appeared %s after issue, not before max_ttl %s", switched, maxTTL)
+	}
+	if err := connects(u1, p1); err != nil {
+		t.Errorf("old credentials already dead when the new ones appeared (no overlap): %v", err)
+	}
+	if err := connects(u2, p2); err != nil {
+		t.Fatalf("new credentials do not connect: %v", err)
+	}
+	t.Logf("credentials switched %s after issue (default_ttl %s, max_ttl %s)", switched.Round(100*time.Millisecond), defaultTTL, maxTTL)
+
+	// Shutdown revokes the lease: Vault drops the user.
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	// Token revocation revokes its leases; Vault may finish dropping the user just after.
+	eventually(t, 5*time.Second, "the database user to be dropped after shutdown", func() bool {
+		ok, err := pg.RoleExists(ctx, u2)
+		return err == nil && !ok
+	})
+	if !strings.Contains(logs.String(), "revoked leases and token") {
+		t.Errorf("revocation not logged:\n%s", logs)
+	}
+	assertNoSecretsLogged(t, logs.String(), p1, p2)
 }

@@ -22,22 +22,30 @@ tools:
 image: build
 	$(GO) run ./hack/image --binary bin/vault-injector --tag $(IMAGE) --out bin/vault-injector-image.tar
 
+# Unit and component tests. Some start a real Vault, PostgreSQL or consul-template from the
+# tools cache; under `make test` a missing tool is a failure, not a skip.
 unit:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	VAULT_INJECTOR_REQUIRE_TOOLS=1 $(GO) test -count=1 ./...
 
 e2e: tools build
 	$(GO) test -count=1 -tags e2e -timeout 45m ./test/... -v
 
-test: tools unit e2e
+test: tools
+	$(MAKE) unit
+	$(MAKE) e2e
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./patch/ ./webhook/
 	$(GO) run ./hack/loadtest
 
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzFromAnnotations -fuzztime 30s ./agentconfig/
-	$(GO) test -run '^$$' -fuzz FuzzMutate -fuzztime 30s ./webhook/
+	$(GO) test -run '^$$' -fuzz FuzzFromAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agentconfig/
+	$(GO) test -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME) ./webhook/
+	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./webhook/
+	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./agent/
 
 golden:
 	$(GO) test ./webhook/ ./inject/ -update

@@ -82,8 +82,11 @@ func render(ctx context.Context, t tmpl, fetch fetcher) ([]byte, error) {
 	if err != nil {
 		return nil, &permanentError{fmt.Errorf("template %s: %w", t.name, err)}
 	}
-	var buf bytes.Buffer
-	if err := parsed.Execute(&buf, nil); err != nil {
+	buf := &limitedBuffer{max: MaxFileSize}
+	if err := parsed.Execute(buf, nil); err != nil {
+		if buf.over {
+			return nil, &permanentError{fmt.Errorf("template %s: output exceeds %d bytes (a runaway range?)", t.name, MaxFileSize)}
+		}
 		if callErr != nil {
 			// A Vault failure: keep its kind (transient or permanent) for the retry logic.
 			return nil, fmt.Errorf("template %s: %w", t.name, callErr)
@@ -91,6 +94,24 @@ func render(ctx context.Context, t tmpl, fetch fetcher) ([]byte, error) {
 		return nil, &permanentError{fmt.Errorf("template %s: %w", t.name, err)}
 	}
 	return buf.Bytes(), nil
+}
+
+// MaxFileSize caps one rendered file: the files live in the pod's memory, and a template that
+// loops without end must fail rather than fill it.
+const MaxFileSize = 4 << 20
+
+type limitedBuffer struct {
+	bytes.Buffer
+	max  int
+	over bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		b.over = true
+		return 0, fmt.Errorf("output exceeds %d bytes", b.max)
+	}
+	return b.Buffer.Write(p)
 }
 
 // parseWriteArgs turns secret's "k=v" arguments into a write body, as consul-template does.

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	k8sauth "github.com/hashicorp/vault/api/auth/kubernetes"
@@ -37,6 +39,9 @@ type vaultBackend struct {
 	id        agentconfig.Identity
 	tokenFile string
 	client    *api.Client
+
+	mu     sync.Mutex
+	mounts []mountInfo // seen mounts, for KV version 2 path rewriting
 }
 
 func newVaultBackend(id agentconfig.Identity, saTokenFile string) (*vaultBackend, error) {
@@ -80,14 +85,92 @@ func (v *vaultBackend) Login(ctx context.Context) (*api.SecretAuth, error) {
 }
 
 func (v *vaultBackend) Read(ctx context.Context, path string) (*api.Secret, error) {
+	path = v.kvPath(ctx, path)
 	s, err := v.client.Logical().ReadWithContext(ctx, path)
 	if err != nil {
 		return nil, explainAccess(err, "read", path, v.id)
 	}
-	if s == nil {
-		return nil, &permanentError{fmt.Errorf("no secret at %s (check the path; KV version 2 paths include data/, e.g. secret/data/app)", path)}
+	if s == nil || deletedKVv2(s) {
+		return nil, &permanentError{fmt.Errorf("no secret at %s (check the path and that the secret exists)", path)}
 	}
 	return s, nil
+}
+
+// kvPath inserts data/ into paths on KV version 2 mounts, as consul-template and Vault Agent
+// do, so `secret "secret/app"` reads secret/data/app. Paths that already name data/,
+// metadata/ or subkeys/ are kept. The mount's version is asked once per mount; when Vault
+// will not say (old server, restricted token), the path is used as written.
+func (v *vaultBackend) kvPath(ctx context.Context, p string) string {
+	p = strings.Trim(p, "/")
+	mount, ok := v.mountOf(p)
+	if !ok {
+		m, err := v.lookupMount(ctx, p)
+		if err != nil {
+			return p
+		}
+		v.mu.Lock()
+		v.mounts = append(v.mounts, m)
+		v.mu.Unlock()
+		mount = m
+	}
+	if !mount.kv2 {
+		return p
+	}
+	base := strings.TrimSuffix(mount.path, "/")
+	if p == base {
+		return base + "/data"
+	}
+	rest := strings.TrimPrefix(p, base+"/")
+	if strings.HasPrefix(rest, "data/") || strings.HasPrefix(rest, "metadata/") || strings.HasPrefix(rest, "subkeys/") {
+		return p
+	}
+	return base + "/data/" + rest
+}
+
+type mountInfo struct {
+	path string // with a trailing slash, e.g. "secret/"
+	kv2  bool
+}
+
+func (v *vaultBackend) mountOf(p string) (mountInfo, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, m := range v.mounts {
+		if strings.HasPrefix(p+"/", m.path) {
+			return m, true
+		}
+	}
+	return mountInfo{}, false
+}
+
+func (v *vaultBackend) lookupMount(ctx context.Context, p string) (mountInfo, error) {
+	s, err := v.client.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+p)
+	if err != nil || s == nil {
+		return mountInfo{}, fmt.Errorf("look up mount of %s: %v", p, err)
+	}
+	m := mountInfo{}
+	m.path, _ = s.Data["path"].(string)
+	if m.path == "" {
+		return mountInfo{}, fmt.Errorf("look up mount of %s: no path in answer", p)
+	}
+	typ, _ := s.Data["type"].(string)
+	if opts, ok := s.Data["options"].(map[string]any); ok {
+		version, _ := opts["version"].(string)
+		m.kv2 = version == "2" && typ == "kv"
+	}
+	return m, nil
+}
+
+// deletedKVv2 reports a KV version 2 secret whose latest version is deleted: Vault answers
+// with metadata only, which must not render as an empty secret.
+func deletedKVv2(s *api.Secret) bool {
+	md, ok := s.Data["metadata"].(map[string]any)
+	if !ok {
+		return false
+	}
+	dt, _ := md["deletion_time"].(string)
+	t, err := time.Parse(time.RFC3339, dt)
+	return err == nil && time.Now().After(t)
 }
 
 func (v *vaultBackend) Write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {

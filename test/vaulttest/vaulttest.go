@@ -24,18 +24,29 @@ const Version = "v1.19.5"
 // RootToken is the dev server's root token.
 const RootToken = "e2e-root-token"
 
+// ConsulTemplateVersion matches test/tools/build.sh.
+const ConsulTemplateVersion = "v0.41.1"
+
 // Binary returns the vault binary built by `make tools`.
-func Binary() (string, error) {
+func Binary() (string, error) { return tool("vault", Version) }
+
+// ConsulTemplateBinary returns the consul-template binary built by `make tools`, the reference
+// the agent's rendering is compared with.
+func ConsulTemplateBinary() (string, error) {
+	return tool("consul-template", ConsulTemplateVersion)
+}
+
+func tool(name, version string) (string, error) {
 	dir := os.Getenv("VAULT_INJECTOR_CACHE")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".cache", "vault-injector")
 	}
-	d := filepath.Join(dir, "tools", "vault-"+Version)
+	d := filepath.Join(dir, "tools", name+"-"+version)
 	if _, err := os.Stat(filepath.Join(d, ".done")); err != nil {
-		return "", fmt.Errorf("vault %s is not built in %s: run make tools", Version, d)
+		return "", fmt.Errorf("%s %s is not built in %s: run make tools", name, version, d)
 	}
-	return filepath.Join(d, "bin", "vault"), nil
+	return filepath.Join(d, "bin", name), nil
 }
 
 // Server is a running dev-mode Vault.

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// fixedFetch answers every `secret` call with the same data, or fails for paths under "fail/".
+func fixedFetch(_ context.Context, path string, data map[string]any) (*Secret, error) {
+	if strings.HasPrefix(path, "fail/") {
+		return nil, errors.New("backend unavailable")
+	}
+	return &Secret{Data: map[string]any{"user": "u", "list": []any{"a", "b"}, "n": 3, "args": data}}, nil
+}
+
+func TestWriteFileOnlyWhenChanged(t *testing.T) {
+	dir := t.TempDir()
+	for i, tc := range []struct {
+		content string
+		mode    os.FileMode
+		wrote   bool
+	}{
+		{"one", 0o644, true},
+		{"one", 0o644, false}, // same bytes, same mode
+		{"one", 0o400, true},  // mode change alone rewrites
+		{"two", 0o400, true},
+		{"two", 0o400, false},
+	} {
+		wrote, err := writeFile(dir, "sub/f", []byte(tc.content), tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrote != tc.wrote {
+			t.Errorf("step %d: wrote=%v, want %v", i, wrote, tc.wrote)
+		}
+		fi, err := os.Stat(filepath.Join(dir, "sub/f"))
+		if err != nil || fi.Mode().Perm() != tc.mode {
+			t.Errorf("step %d: mode %v (err %v), want %v", i, fi.Mode().Perm(), err, tc.mode)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "sub"))
+	if len(ents) != 1 {
+		t.Errorf("%d entries left in the directory, want only the file (no temp files)", len(ents))
+	}
+}
+
+func TestRenderFetchFailureKeepsItsCause(t *testing.T) {
+	_, err := render(context.Background(), tmpl{name: "db.env", text: `{{ with secret "fail/x" }}{{ .Data.user }}{{ end }}`}, fixedFetch)
+	if err == nil || !strings.Contains(err.Error(), "template db.env: backend unavailable") {
+		t.Fatalf("error %v, want the template name and the backend's error", err)
+	}
+	if isPermanent(err) {
+		t.Error("a backend failure was classified permanent: it must be retried")
+	}
+}
+
+func TestRenderCapsOutput(t *testing.T) {
+	_, err := render(context.Background(), tmpl{name: "loop", text: `{{ range 100000000 }}0123456789{{ end }}`}, fixedFetch)
+	if err == nil || !strings.Contains(err.Error(), "template loop: output exceeds") {
+		t.Fatalf("error %v, want the output cap to stop a runaway template", err)
+	}
+}
+
+func TestWriteArgumentsAreCachedByValue(t *testing.T) {
+	if cacheKey("p", map[string]any{"a": "1", "b": "2"}) != cacheKey("p", map[string]any{"b": "2", "a": "1"}) {
+		t.Error("argument order changes the cache key")
+	}
+	if cacheKey("p", map[string]any{"a": "1"}) == cacheKey("p", map[string]any{"a": "2"}) {
+		t.Error("different arguments share a cache key")
+	}
+}
+
+// FuzzRender feeds arbitrary template text: rendering returns output or an error, never panics.
+func FuzzRender(f *testing.F) {
+	for _, s := range []string{
+		`{{ with secret "kv/a" }}{{ .Data.user }}{{ end }}`,
+		`{{ range secret "kv/a" "x=1" }}{{ . }}{{ end }}`,
+		`{{ secret "kv/a" | toJSON | base64Encode | base64Decode }}`,
+		`{{ with secret "kv/a" }}{{ .Data.list | join "," | split "," | toYAML | indent 2 }}{{ end }}`,
+		`{{ "a b" | replaceAll " " "_" | toUpper | trimSpace | contains "A" }}`,
+		`{{ indent -1 "x" }}{{ env "HOME" }}`,
+		`{{ with secret "fail/x" }}{{ end }}`,
+		`{{ template "x" }}{{ define "x" }}{{ template "x" }}{{ end }}`,
+	} {
+		f.Add(s)
+	}
+	bigNumber := regexp.MustCompile(`[0-9]{3,}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		if strings.Contains(text, "range") && bigNumber.MatchString(text) {
+			t.Skip("`range N` with a large N runs long by design; output is capped, CPU is not")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, _ = render(ctx, tmpl{name: "fuzz", text: text}, fixedFetch)
+	})
+}

@@ -38,6 +38,7 @@ test: tools
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./patch/ ./webhook/
 	$(GO) run ./hack/loadtest
+	$(GO) run ./hack/agentbench
 
 FUZZTIME ?= 30s
 fuzz:

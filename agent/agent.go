@@ -72,6 +72,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	a.trimMemory = true
 	if err := a.Run(ctx); err != nil {
 		return fail(log, err)
 	}
@@ -106,6 +107,9 @@ type Agent struct {
 	backends map[string]Backend
 	// now and sleep are replaceable in tests.
 	now func() time.Time
+
+	// trimMemory releases start-up pages after the first render (the binary, not tests).
+	trimMemory bool
 
 	tokens  map[string]*tokenState
 	entries map[string]*entry // cache of secret calls, by identity + cacheKey
@@ -187,6 +191,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		changed, err := a.pass(ctx)
 		switch {
+		case ctx.Err() != nil:
+			// Stopping: a pass cut short by the shutdown is not a failure.
+			a.shutdown()
+			return nil
 		case err == nil:
 			bo.reset()
 			if first {
@@ -196,6 +204,11 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.saveToken()
 				a.log.Info("rendered all files; ready", "files", len(a.templates()), "elapsed", time.Since(a.started).Round(time.Millisecond).String())
 				first = false
+				if a.trimMemory {
+					if _, err := trimStartupPages(); err != nil {
+						a.log.Debug("start-up pages not released", "error", err.Error())
+					}
+				}
 			} else if len(changed) > 0 {
 				a.log.Info("files changed", "files", strings.Join(changed, ","))
 				a.notify(ctx)

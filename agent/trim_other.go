@@ -1,0 +1,5 @@
+//go:build !linux
+
+package agent
+
+func trimStartupPages() (int, error) { return 0, nil }

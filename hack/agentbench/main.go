@@ -1,0 +1,148 @@
+// Command agentbench is part of `make bench`: it measures what a sidecar in every pod costs.
+// It starts a real Vault (dev mode, from the tools cache) with kubernetes auth, seeds KV
+// secrets, runs the built `vault-injector agent` binary against it as a pod would, and reports
+// the time from process start to the ready marker (all files rendered) and the agent's RSS
+// after it has idled (re-reading its secrets every second), over several runs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/test/vaulttest"
+)
+
+func main() {
+	bin := flag.String("binary", "bin/vault-injector", "vault-injector binary")
+	runs := flag.Int("runs", 5, "agent starts to measure")
+	idle := flag.Duration("idle", 5*time.Second, "how long the agent idles before RSS is read")
+	flag.Parse()
+	if err := run(*bin, *runs, *idle); err != nil {
+		fmt.Fprintln(os.Stderr, "agentbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, runs int, idle time.Duration) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "agentbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	v, err := vaulttest.Start(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer v.Stop()
+	rev := vaulttest.StartTokenReviewer()
+	defer rev.Close()
+	if err := v.EnableKubernetesAuth(ctx, rev, "kubernetes"); err != nil {
+		return err
+	}
+	if err := v.Role(ctx, "kubernetes", "app", "demo", "app", `path "secret/data/*" { capabilities = ["read"] }`, nil); err != nil {
+		return err
+	}
+	root, err := v.Client()
+	if err != nil {
+		return err
+	}
+	var secrets []agentconfig.Secret
+	for i, name := range []string{"db", "api", "tls"} {
+		if _, err := root.Logical().Write("secret/data/"+name, map[string]any{"data": map[string]any{"user": name, "password": strings.Repeat("x", 32), "n": i}}); err != nil {
+			return err
+		}
+		secrets = append(secrets, agentconfig.Secret{Name: name, Identity: agentconfig.DefaultIdentity, Path: "secret/" + name, File: name + ".json", Perms: 0o640})
+	}
+	secrets = append(secrets, agentconfig.Secret{Name: "app.env", Identity: agentconfig.DefaultIdentity, File: "app.env", Perms: 0o640,
+		Template: `{{ with secret "secret/db" }}DB_USER={{ .Data.data.user }}
+DB_PASSWORD={{ .Data.data.password }}{{ end }}
+{{ with secret "secret/api" }}API_KEY={{ .Data.data.password }}{{ end }}
+`})
+	tokenFile, err := rev.MintFile(dir, "demo", "app")
+	if err != nil {
+		return err
+	}
+
+	var firstRender []time.Duration
+	var rss, peak []int
+	for i := 0; i < runs; i++ {
+		runDir := filepath.Join(dir, fmt.Sprint("run", i))
+		cfg := agentconfig.Config{
+			Version: agentconfig.Version, Mode: agentconfig.ModeSidecar,
+			Identities: []agentconfig.Identity{{Name: agentconfig.DefaultIdentity, Method: "kubernetes", AuthPath: "auth/kubernetes", Role: "app", Address: v.Addr}},
+			Secrets:    secrets, SecretsDir: filepath.Join(runDir, "secrets"), HomeDir: filepath.Join(runDir, "home"),
+			ServiceAccountTokenFile: tokenFile, RefreshInterval: agentconfig.Duration(time.Second),
+		}
+		for _, d := range []string{cfg.SecretsDir, cfg.HomeDir} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		b, _ := cfg.Marshal()
+		cfgFile := filepath.Join(runDir, "config.json")
+		if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
+			return err
+		}
+		cmd := exec.Command(bin, "agent", "--config", cfgFile, "--log-level", "warn")
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		cmd.Stderr = os.Stderr
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		ready := filepath.Join(cfg.HomeDir, "ready")
+		deadline := start.Add(20 * time.Second)
+		for {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				return fmt.Errorf("agent not ready after 20s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		firstRender = append(firstRender, time.Since(start))
+		time.Sleep(idle)
+		cur, hw := procRSS(cmd.Process.Pid)
+		rss, peak = append(rss, cur), append(peak, hw)
+		_ = cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("agent did not stop cleanly after idling (it re-reads its secrets every second): %w", err)
+		}
+	}
+	slices.Sort(firstRender)
+	slices.Sort(rss)
+	slices.Sort(peak)
+	fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets, kubernetes login against a local Vault\n", runs)
+	fmt.Printf("  process start -> all files rendered: median %s, max %s\n", firstRender[len(firstRender)/2].Round(100*time.Microsecond), firstRender[len(firstRender)-1].Round(100*time.Microsecond))
+	fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", idle, float64(rss[len(rss)/2])/1024, float64(peak[len(peak)-1])/1024)
+	return nil
+}
+
+// procRSS reads VmRSS and VmHWM in KiB.
+func procRSS(pid int) (cur, peak int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var v int
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
+			cur = v
+		}
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
+			peak = v
+		}
+	}
+	return cur, peak
+}

@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -464,4 +467,102 @@ password={{ .Data.password }}
 		t.Errorf("revocation not logged:\n%s", logs)
 	}
 	assertNoSecretsLogged(t, logs.String(), p1, p2)
+}
+
+// TestNotifyOnChange: after a re-render the agent signals the app's process by name (as in a
+// pod with shareProcessNamespace) and runs the notify command; not on the first render.
+func TestNotifyOnChange(t *testing.T) {
+	e := startVault(t, readAll)
+	e.write(t, "kv/a", map[string]any{"v": "one"})
+	// A process with a name nothing else on the machine has, standing in for the app.
+	app := filepath.Join(t.TempDir(), "vi-notify-app")
+	if err := os.Link("/bin/sleep", app); err != nil {
+		b, err := os.ReadFile("/bin/sleep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(app, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc := exec.Command(app, "60")
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- proc.Wait() }()
+	t.Cleanup(func() { _ = proc.Process.Kill() })
+
+	marker := filepath.Join(t.TempDir(), "notified")
+	cfg := e.config(t, agentconfig.Secret{Name: "a", Template: `{{ with secret "kv/a" }}{{ .Data.v }}{{ end }}`})
+	cfg.RefreshInterval = agentconfig.Duration(time.Second)
+	cfg.Notify = &agentconfig.Notify{Signal: "SIGHUP", Process: "vi-notify-app", Command: []string{"/bin/sh", "-c", "echo reloaded >> " + marker}}
+	a, logs := newTestAgent(t, cfg)
+	r := runAgent(t, a)
+	waitReady(t, cfg, r)
+	time.Sleep(1500 * time.Millisecond) // a refresh pass with nothing changed
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("notified although no file changed")
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("app signalled although no file changed: %v", err)
+	default:
+	}
+
+	e.write(t, "kv/a", map[string]any{"v": "two"})
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGHUP {
+			t.Fatalf("app ended with %v, want SIGHUP", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("app not signalled within 10s of the change\n%s", logs)
+	}
+	eventually(t, 5*time.Second, "the notify command to run", func() bool {
+		b, err := os.ReadFile(marker)
+		return err == nil && string(b) == "reloaded\n"
+	})
+}
+
+// TestMainOnceExitCodes drives the command as the init container does: exit 0 with the files
+// written, or exit 1 with the reason as the container's termination message.
+func TestMainOnceExitCodes(t *testing.T) {
+	e := startVault(t, `path "kv/a" { capabilities = ["read"] }`)
+	e.write(t, "kv/a", map[string]any{"v": "x"})
+	TerminationLog = filepath.Join(t.TempDir(), "termination-log")
+	t.Cleanup(func() { TerminationLog = "/dev/termination-log" })
+	for _, tc := range []struct {
+		name, path string
+		code       int
+		message    string
+	}{
+		{"allowed", "kv/a", 0, ""},
+		{"forbidden", "kv/b", 1, "permission denied to read kv/b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := e.config(t, agentconfig.Secret{Name: "out", Path: tc.path})
+			b, _ := cfg.Marshal()
+			file := filepath.Join(t.TempDir(), "config.json")
+			if err := os.WriteFile(file, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr strings.Builder
+			code := Main(context.Background(), []string{"--config", file, "--once", "--retry-budget", "2s"}, &stdout, &stderr)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.code, stderr.String())
+			}
+			if tc.code == 0 {
+				if got := readFile(t, cfg.SecretsDir, "out"); !strings.Contains(got, `"v": "x"`) {
+					t.Errorf("out = %q", got)
+				}
+				return
+			}
+			msg, _ := os.ReadFile(TerminationLog)
+			if !strings.Contains(string(msg), tc.message) || !strings.Contains(stderr.String(), tc.message) {
+				t.Errorf("termination message %q / stderr %q: want %q in both", msg, stderr.String(), tc.message)
+			}
+		})
+	}
 }

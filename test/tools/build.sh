@@ -90,9 +90,17 @@ build_consul_template() {
 	GOBIN=$1/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/hashicorp/consul-template@$CONSUL_TEMPLATE_VERSION"
 }
 
-# Helm renders deploy/helm/vault-injector in test/deploy (server-side dry-run against the test cluster).
+# Helm renders deploy/helm/vault-injector for the e2e suite (server-side dry-run against the test
+# API server). Built from its own module (test/tools/helm) so helm's dependencies stay out of the
+# main module; the ldflags are those of helm's Makefile: without them helm assumes Kubernetes
+# v1.20 when rendering.
 build_helm() {
-	GOBIN=$1/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+	local minor ld
+	minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+	ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	ld="$ld -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+	ld="$ld -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+	(cd "$here/helm" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$1/bin/helm" helm.sh/helm/v3/cmd/helm)
 }
 
 want=${*:-debs k8s k8s-scheduler containerd vault consul-template helm}

@@ -382,4 +382,3 @@ func established(o *unstructured.Unstructured) bool {
 	}
 	return false
 }
-

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Version is the schema version written into every Config. The agent refuses a config whose
@@ -97,7 +99,7 @@ type Identity struct {
 	// Namespace is the Vault (Enterprise/OpenBao) namespace, not a Kubernetes one.
 	Namespace     string `json:"namespace,omitempty"`
 	TLSServerName string `json:"tlsServerName,omitempty"`
-	TLSSkipVerify bool   `json:"tlsSkipVerify,omitempty"`
+	TLSSkipVerify bool   `json:"tlsSkipVerify,omitzero"`
 	CACertFile    string `json:"caCertFile,omitempty"`
 }
 
@@ -177,8 +179,10 @@ func (c *Config) Identity(name string) (Identity, bool) {
 	return Identity{}, false
 }
 
-// Marshal returns the compact JSON the webhook writes into the pod.
-func (c *Config) Marshal() ([]byte, error) { return json.Marshal(c) }
+// Marshal returns the compact JSON the webhook writes into the pod. It runs on every admission,
+// so it uses encoding/json/v2 (go-json-experiment), which is faster and leaves <, > and & in
+// templates readable instead of escaping them as \u003c.
+func (c *Config) Marshal() ([]byte, error) { return jsonv2.Marshal(c, jsonv2.Deterministic(true)) }
 
 // Parse reads a config written by Marshal and validates it, so an agent never runs with a
 // config the webhook would not have produced.

@@ -421,7 +421,8 @@ func (b *builder) container(name string, once bool) corev1.Container {
 // copied environment, with the environment spliced in (member order does not matter in JSON).
 func (b *builder) encodedContainer(B *Builder, name string, once, native bool) (json.RawMessage, error) {
 	r := b.req.Resources
-	key := fmt.Sprintf("container\x00%s\x00%t\x00%t\x00%t\x00%s\x00%s\x00%s\x00%s", name, once, native, b.req.TemplatesConfigMap != "", r.CPURequest, r.CPULimit, r.MemoryRequest, r.MemoryLimit)
+	key := strings.Join([]string{"container", name, strconv.FormatBool(once), strconv.FormatBool(native),
+		strconv.FormatBool(b.req.TemplatesConfigMap != ""), r.CPURequest, r.CPULimit, r.MemoryRequest, r.MemoryLimit}, "\x00")
 	base, err := B.encoded(key, func() any {
 		c := b.container(name, once)
 		if native {

@@ -176,7 +176,11 @@ func (B *Builder) encodedVolumes(b *builder) ([]any, error) {
 // Marshal encodes operations. Pre-encoded values (json.RawMessage, which the builder emits
 // for its large pieces) are copied as they are rather than re-validated by encoding/json.
 func Marshal(ops []Operation) ([]byte, error) {
-	buf := make([]byte, 0, 8192)
+	return AppendMarshal(make([]byte, 0, 8192), ops)
+}
+
+// AppendMarshal is Marshal appending to buf, so a server can reuse its buffers.
+func AppendMarshal(buf []byte, ops []Operation) ([]byte, error) {
 	buf = append(buf, '[')
 	for i, op := range ops {
 		if i > 0 {

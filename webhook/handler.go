@@ -32,6 +32,9 @@ type review struct {
 	APIVersion string         `json:"apiVersion"`
 	Kind       string         `json:"kind"`
 	Request    *reviewRequest `json:"request"`
+
+	// patchBuf holds the encoded patch until the answer is written; then it is recycled.
+	patchBuf *[]byte
 }
 
 type reviewRequest struct {
@@ -75,8 +78,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h["Content-Type"] = contentTypeJSON
 		h["Content-Length"] = []string{strconv.Itoa(len(*bp))}
 		_, _ = w.Write(*bp)
-		if cap(*bp) <= 64<<10 {
-			bufPool.Put(bp)
+		putBuf(bp)
+		if rv.patchBuf != nil {
+			putBuf(rv.patchBuf)
 		}
 		return
 	}
@@ -153,7 +157,9 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 	}
 	switch res.Outcome {
 	case Injected:
-		p, err := patch.Marshal(res.Patch)
+		rv.patchBuf = bufPool.Get().(*[]byte)
+		p, err := patch.AppendMarshal((*rv.patchBuf)[:0], res.Patch)
+		*rv.patchBuf = p
 		if err != nil {
 			return nil, nil, "error", "encode-patch", fmt.Errorf("encode patch: %w", err)
 		}
@@ -180,6 +186,13 @@ var contentTypeJSON = []string{"application/json"}
 // bufPool recycles response buffers: a patched answer is several KiB, and allocating it per
 // request shows up as GC work under load.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// putBuf recycles a buffer unless an unusual pod made it large.
+func putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		bufPool.Put(b)
+	}
+}
 
 // appendAllowed encodes an allowed AdmissionReview response as encoding/json would encode
 // admissionv1.AdmissionReview, without reflection: this is the hot path of every admission.

@@ -59,7 +59,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"no request", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, 400, "no request"},
 		{"no uid", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"kind":"Pod"},"operation":"CREATE","object":{}}}`, 400, "no uid"},
 		{"no object", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod","version":"v1"},"operation":"CREATE"}}`, 400, "no object"},
-		{"pod is not an object", "application/json", string(webhooktest.ReviewBody("team", []byte(`[1,2]`))), 400, "cannot unmarshal JSON array"},
+		{"pod is not an object", "application/json", string(webhooktest.ReviewBody("team", []byte(`[1,2]`))), 400, "unmarshal JSON array into Go patch.Pod"},
 		{"too large", "application/json", `{"apiVersion":"` + strings.Repeat("a", webhook.MaxBodyBytes) + `"}`, 413, "exceeds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

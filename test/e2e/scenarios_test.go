@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -294,6 +296,67 @@ func TestTemplatedNginx(t *testing.T) {
 	if want := "<html>it-works PLOUPI: FOOBAR</html>"; body != want {
 		t.Fatalf("served %q, want %q", body, want)
 	}
+	narrate(t, ns, "nginx", cms[0].Data["index.html.ctmpl"], body)
+}
+
+// narrate prints what `make demo` shows: what the developer wrote, what the webhook added,
+// and what the app served.
+func narrate(t *testing.T, ns, name, template, body string) {
+	t.Helper()
+	got, err := env.c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n--- the developer wrote: pod %s/%s with annotations\n", ns, name)
+	var keys []string
+	for k := range got.Annotations {
+		if strings.HasPrefix(k, "vault-injector.io/") && k != "vault-injector.io/agent-config" && k != "vault-injector.io/status" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "      %s: %s\n", k, got.Annotations[k])
+	}
+	fmt.Fprintf(&b, "    and the template (ConfigMap) %s\n", template)
+	fmt.Fprintf(&b, "--- the webhook added (pod as stored by the API server):\n")
+	for _, c := range got.Spec.InitContainers {
+		policy := "runs once before the app"
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			policy = "native sidecar (init container, restartPolicy Always): starts first, keeps renewing, does not block Job completion"
+		}
+		sc := c.SecurityContext
+		hardened := sc != nil && sc.RunAsNonRoot != nil && *sc.RunAsNonRoot && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem &&
+			sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation && sc.Capabilities != nil && slices.Contains(sc.Capabilities.Drop, "ALL")
+		fmt.Fprintf(&b, "    init container %s (%s): %s\n      requests %s cpu / %s memory; non-root, read-only root, no privilege escalation, drops ALL capabilities: %t\n",
+			c.Name, c.Image, policy, c.Resources.Requests.Cpu(), c.Resources.Requests.Memory(), hardened)
+	}
+	for _, v := range got.Spec.Volumes {
+		if strings.HasPrefix(v.Name, "vault-injector") {
+			kind := "projected"
+			switch {
+			case v.EmptyDir != nil:
+				kind = "emptyDir medium=" + string(v.EmptyDir.Medium)
+			case v.DownwardAPI != nil:
+				kind = "downwardAPI (agent config)"
+			case v.Projected != nil && len(v.Projected.Sources) > 0 && v.Projected.Sources[0].ServiceAccountToken != nil:
+				kind = "projected service-account token, audience " + v.Projected.Sources[0].ServiceAccountToken.Audience
+			case v.ConfigMap != nil || v.Projected != nil:
+				kind = "ConfigMap (templates)"
+			}
+			fmt.Fprintf(&b, "    volume %s: %s\n", v.Name, kind)
+		}
+	}
+	for _, c := range got.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(m.Name, "vault-injector") {
+				fmt.Fprintf(&b, "    app container %s mounts %s at %s (read-only %t)\n", c.Name, m.Name, m.MountPath, m.ReadOnly)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "--- the app served: %s\n", body)
+	t.Log(b.String())
 }
 
 // Scenario 4: a service account the role does not allow: the reason is in our container's

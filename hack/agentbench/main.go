@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/internal/procstat"
 	"github.com/vault-injector/vault-injector/test/vaulttest"
 )
 
@@ -113,7 +114,7 @@ DB_PASSWORD={{ .Data.data.password }}{{ end }}
 		}
 		firstRender = append(firstRender, time.Since(start))
 		time.Sleep(idle)
-		cur, hw := procRSS(cmd.Process.Pid)
+		cur, hw := procstat.Memory(cmd.Process.Pid)
 		rss, peak = append(rss, cur), append(peak, hw)
 		_ = cmd.Process.Signal(os.Interrupt)
 		if err := cmd.Wait(); err != nil {
@@ -127,22 +128,4 @@ DB_PASSWORD={{ .Data.data.password }}{{ end }}
 	fmt.Printf("  process start -> all files rendered: median %s, max %s\n", firstRender[len(firstRender)/2].Round(100*time.Microsecond), firstRender[len(firstRender)-1].Round(100*time.Microsecond))
 	fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", idle, float64(rss[len(rss)/2])/1024, float64(peak[len(peak)-1])/1024)
 	return nil
-}
-
-// procRSS reads VmRSS and VmHWM in KiB.
-func procRSS(pid int) (cur, peak int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var v int
-		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
-			cur = v
-		}
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
-			peak = v
-		}
-	}
-	return cur, peak
 }

@@ -24,10 +24,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/vault-injector/vault-injector/internal/procstat"
 	"github.com/vault-injector/vault-injector/webhook/webhooktest"
 )
 
@@ -165,7 +165,7 @@ func load(name, url string, pool *x509.CertPool, body []byte, conc int, dur, war
 		r.p50 = lat[len(lat)/2]
 		r.p99 = lat[len(lat)*99/100]
 	}
-	r.rssKiB, r.hwKiB = rss(pid)
+	r.rssKiB, r.hwKiB = procstat.Memory(pid)
 	return r, nil
 }
 
@@ -180,24 +180,6 @@ func post(c *http.Client, url string, body []byte) error {
 		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
 	}
 	return nil
-}
-
-// rss reads VmRSS and VmHWM (peak) from /proc.
-func rss(pid int) (cur, peak int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var v int
-		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
-			cur = v
-		}
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
-			peak = v
-		}
-	}
-	return cur, peak
 }
 
 func freePort() (int, error) {

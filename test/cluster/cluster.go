@@ -25,6 +25,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/vault-injector/vault-injector/internal/procstat"
 )
 
 // Versions of the tools, matching test/tools/build.sh.
@@ -641,7 +643,7 @@ func (c *Cluster) RSS() map[string]int {
 	out := map[string]int{}
 	for _, p := range c.procs {
 		if c.running(p.Name) {
-			out[p.Name] = rssKiB(p.Cmd.Process.Pid)
+			out[p.Name], _ = procstat.Memory(p.Cmd.Process.Pid)
 		}
 	}
 	return out
@@ -667,20 +669,6 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func rssKiB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.Atoi(f[1])
-			return v
-		}
-	}
-	return 0
 }
 
 // killShims stops containerd shims left behind for this stack (they outlive containerd).

@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/vault-injector/vault-injector/internal/ociimage"
+	"github.com/vault-injector/vault-injector/internal/procstat"
 	"github.com/vault-injector/vault-injector/test/cluster"
 	"github.com/vault-injector/vault-injector/test/vaulttest"
 )
@@ -109,7 +110,7 @@ func run(m *testing.M) (code int) {
 	for k, v := range rss {
 		parts = append(parts, fmt.Sprintf("%s %d MiB", k, v/1024))
 	}
-	fmt.Fprintf(os.Stderr, "[e2e] stack memory (RSS): %s; vault %d MiB\n", strings.Join(parts, ", "), rssOf(env.vault.PID())/1024)
+	fmt.Fprintf(os.Stderr, "[e2e] stack memory (RSS): %s; vault %d MiB\n", strings.Join(parts, ", "), rssKiB(env.vault.PID())/1024)
 	if code != 0 {
 		c.DumpLogs(os.Stderr)
 		fmt.Fprintf(os.Stderr, "===== webhook =====\n%s\n", tailFile(env.webhookLog, 40))
@@ -319,20 +320,6 @@ func registerWebhook(ctx context.Context, name string, policy admissionregistrat
 	return err
 }
 
-func rssOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var v int
-		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
-			return v
-		}
-	}
-	return 0
-}
-
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -348,3 +335,5 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func rssKiB(pid int) int { kib, _ := procstat.Memory(pid); return kib }

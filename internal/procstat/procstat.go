@@ -1,0 +1,28 @@
+// Package procstat reads a process's memory figures from /proc, for the benchmarks and the
+// test harnesses that report them.
+package procstat
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Memory returns a process's resident set (VmRSS) and its peak (VmHWM) in KiB; zeros when the
+// process is gone.
+func Memory(pid int) (rssKiB, peakKiB int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var v int
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
+			rssKiB = v
+		}
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
+			peakKiB = v
+		}
+	}
+	return rssKiB, peakKiB
+}

@@ -1,5 +1,8 @@
-// Package certs owns the webhook's serving certificate: loading it from files (cert-manager or
-// any mounted Secret) and reloading it when they change, without a restart.
+// Package certs owns the webhook's serving certificate: self-managed (SelfManaged: a CA and a
+// serving certificate generated, shared by replicas through a Secret, rotated, and published as
+// the caBundle of our MutatingWebhookConfiguration), or loaded from files (FileSource:
+// cert-manager or any mounted Secret) and reloaded when they change. Both are a Source, asked
+// on every TLS handshake, so new certificates are served without a restart.
 package certs
 
 import (

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/certs"
 	"github.com/vault-injector/vault-injector/patch"
 	"github.com/vault-injector/vault-injector/webhook"
 )
@@ -161,4 +167,163 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 		},
 		ExcludedNamespaces: excluded,
 	}, nil
+}
+
+// Serving-certificate modes of `webhook`.
+const (
+	certModeFiles       = "files"
+	certModeSelfManaged = "self-managed"
+)
+
+// serviceAccountNamespaceFile is where Kubernetes mounts the pod's namespace.
+var serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// newKubeClient builds the client of the self-managed mode: the kubeconfig file when given,
+// else the in-cluster config. Tests replace it with a fake clientset.
+var newKubeClient = func(kubeconfig string) (certs.API, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig=%q: %w", kubeconfig, err)
+		}
+	} else {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("--cert-mode=self-managed needs the Kubernetes API: not running in a pod (%w); set --kubeconfig, or use --cert-mode=files", err)
+		}
+	}
+	cfg.UserAgent = "vault-injector/" + version
+	return certs.NewRESTAPI(cfg)
+}
+
+// certFlags are the serving-certificate settings of `webhook`.
+type certFlags struct {
+	mode, certFile, keyFile, kubeconfig       string
+	namespace, service, secret, webhookConfig string
+	clusterDomain, dnsNames, ipAddresses      string
+	leafLifetime, caLifetime, syncInterval    time.Duration
+}
+
+func (c *certFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.mode, "cert-mode", "", `serving certificate: "self-managed" (generate a CA and certificate, keep them in a Secret shared by replicas, rotate them and set the caBundle of the MutatingWebhookConfiguration; needs the Kubernetes API) or "files" (--tls-cert-file/--tls-key-file, e.g. from cert-manager, reloaded when they change); empty: files when --tls-cert-file or --tls-key-file is given, else self-managed`)
+	fs.StringVar(&c.certFile, "tls-cert-file", "", "serving certificate (PEM) in files mode; reloaded when the file changes")
+	fs.StringVar(&c.keyFile, "tls-key-file", "", "serving key (PEM) in files mode; reloaded when the file changes")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for the self-managed mode (empty: the in-cluster config of the pod)")
+	fs.StringVar(&c.namespace, "namespace", "", "namespace of the webhook's Service and certificate Secret (empty: $POD_NAMESPACE, else the pod's service-account namespace)")
+	fs.StringVar(&c.service, "service-name", "vault-injector", "the webhook's Service: the certificate is for <svc>, <svc>.<ns>, <svc>.<ns>.svc and <svc>.<ns>.svc.<cluster-domain>")
+	fs.StringVar(&c.secret, "cert-secret-name", "vault-injector-tls", "Secret (type kubernetes.io/tls, plus ca.crt/ca.key) holding the CA and serving certificate shared by the replicas")
+	fs.StringVar(&c.webhookConfig, "webhook-config-name", "vault-injector", "MutatingWebhookConfiguration whose webhooks get the CA bundle as caBundle (empty: leave caBundle alone)")
+	fs.StringVar(&c.clusterDomain, "cluster-domain", certs.DefaultClusterDomain, "cluster DNS domain, for the <svc>.<ns>.svc.<cluster-domain> name")
+	fs.StringVar(&c.dnsNames, "cert-dns-names", "", "comma-separated extra DNS names (or IP addresses) for the serving certificate")
+	fs.StringVar(&c.ipAddresses, "cert-ip-addresses", "", "comma-separated IP addresses for the serving certificate, e.g. 127.0.0.1")
+	fs.DurationVar(&c.leafLifetime, "cert-leaf-lifetime", certs.DefaultLeafLifetime, "lifetime of a serving certificate; renewed when two thirds have passed")
+	fs.DurationVar(&c.caLifetime, "cert-ca-lifetime", certs.DefaultCALifetime, "lifetime of a generated CA (at least twice --cert-leaf-lifetime); its successor joins caBundle when two thirds have passed")
+	fs.DurationVar(&c.syncInterval, "cert-sync-interval", certs.DefaultSyncInterval, "how often each replica re-reads the certificate Secret and caBundle, to pick up other replicas' changes")
+}
+
+// resolvedMode is --cert-mode, or what the file flags imply when it is empty.
+func (c *certFlags) resolvedMode() (string, error) {
+	switch c.mode {
+	case "":
+		if c.certFile != "" || c.keyFile != "" {
+			return certModeFiles, nil
+		}
+		return certModeSelfManaged, nil
+	case certModeFiles, certModeSelfManaged:
+		return c.mode, nil
+	default:
+		return "", fmt.Errorf("--cert-mode=%q: expected self-managed or files", c.mode)
+	}
+}
+
+// options returns the self-managed options the flags describe.
+func (c *certFlags) options() (certs.SelfManagedOptions, error) {
+	o := certs.SelfManagedOptions{
+		Namespace:         c.namespace,
+		ServiceName:       c.service,
+		SecretName:        c.secret,
+		WebhookConfigName: c.webhookConfig,
+		ClusterDomain:     c.clusterDomain,
+		LeafLifetime:      c.leafLifetime,
+		CALifetime:        c.caLifetime,
+		SyncInterval:      c.syncInterval,
+	}
+	if o.Namespace == "" {
+		o.Namespace = strings.TrimSpace(os.Getenv("POD_NAMESPACE"))
+	}
+	if o.Namespace == "" {
+		b, err := os.ReadFile(serviceAccountNamespaceFile)
+		if err != nil {
+			return o, fmt.Errorf("--namespace is empty, POD_NAMESPACE is unset and the pod's namespace is unknown (%v): set --namespace", err)
+		}
+		o.Namespace = strings.TrimSpace(string(b))
+	}
+	for _, n := range splitList(c.dnsNames) {
+		if ip := net.ParseIP(n); ip != nil {
+			o.IPAddresses = append(o.IPAddresses, ip)
+		} else {
+			o.ExtraDNSNames = append(o.ExtraDNSNames, n)
+		}
+	}
+	for _, n := range splitList(c.ipAddresses) {
+		ip := net.ParseIP(n)
+		if ip == nil {
+			return o, fmt.Errorf("--cert-ip-addresses: %q is not an IP address", n)
+		}
+		o.IPAddresses = append(o.IPAddresses, ip)
+	}
+	switch {
+	case o.ServiceName == "":
+		return o, fmt.Errorf("--service-name is empty: expected the webhook's Service name")
+	case o.SecretName == "":
+		return o, fmt.Errorf("--cert-secret-name is empty: expected a Secret name")
+	case o.LeafLifetime < certs.MinLeafLifetime:
+		return o, fmt.Errorf("--cert-leaf-lifetime=%s: expected at least %s", o.LeafLifetime, certs.MinLeafLifetime)
+	case o.CALifetime < 2*o.LeafLifetime:
+		return o, fmt.Errorf("--cert-ca-lifetime=%s: expected at least twice --cert-leaf-lifetime=%s", o.CALifetime, o.LeafLifetime)
+	case o.SyncInterval <= 0:
+		return o, fmt.Errorf("--cert-sync-interval=%s: expected a positive duration", o.SyncInterval)
+	}
+	return o, nil
+}
+
+// source starts the configured certificate source. In self-managed mode it blocks (bounded)
+// until a certificate is available.
+func (c *certFlags) source(ctx context.Context, log *slog.Logger) (certs.Source, error) {
+	mode, err := c.resolvedMode()
+	if err != nil {
+		return nil, err
+	}
+	if mode == certModeFiles {
+		if c.certFile == "" || c.keyFile == "" {
+			return nil, fmt.Errorf("--cert-mode=files: --tls-cert-file and --tls-key-file are required: the API server only calls webhooks over HTTPS")
+		}
+		return certs.NewFileSource(ctx, c.certFile, c.keyFile, log)
+	}
+	if c.certFile != "" || c.keyFile != "" {
+		return nil, fmt.Errorf("--tls-cert-file/--tls-key-file are for --cert-mode=files; --cert-mode=self-managed generates its own certificate")
+	}
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	client, err := newKubeClient(c.kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("self-managed serving certificate", "namespace", opts.Namespace, "secret", opts.SecretName, "service", opts.ServiceName,
+		"webhook_configuration", opts.WebhookConfigName, "dns_names", strings.Join(opts.DNSNames(), ","))
+	return certs.NewSelfManaged(ctx, client, opts, log)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

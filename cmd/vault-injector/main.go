@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vault-injector/vault-injector/agent"
-	"github.com/vault-injector/vault-injector/certs"
 	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/webhook"
 )
@@ -85,9 +84,9 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var mf mutatorFlags
 	mf.register(fs)
+	var cf certFlags
+	cf.register(fs)
 	listen := fs.String("listen", ":8443", "address to serve HTTPS on")
-	certFile := fs.String("tls-cert-file", "", "serving certificate (PEM); reloaded when the file changes")
-	keyFile := fs.String("tls-key-file", "", "serving key (PEM); reloaded when the file changes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGTERM")
 	if err := parse(fs, args); err != nil {
@@ -101,10 +100,7 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *certFile == "" || *keyFile == "" {
-		return fmt.Errorf("--tls-cert-file and --tls-key-file are required: the API server only calls webhooks over HTTPS")
-	}
-	src, err := certs.NewFileSource(ctx, *certFile, *keyFile, log)
+	src, err := cf.source(ctx, log)
 	if err != nil {
 		return err
 	}

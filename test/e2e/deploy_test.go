@@ -234,13 +234,18 @@ func fromUnstructured(t *testing.T, o *unstructured.Unstructured, into any) {
 }
 
 func helmTemplate(chart string, args ...string) func(t *testing.T) []byte {
+	return helmTemplateNS(chart, deployNamespace, args...)
+}
+
+// helmTemplateNS renders the chart as release "vault-injector" in namespace.
+func helmTemplateNS(chart, namespace string, args ...string) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte {
 		t.Helper()
 		helm, err := cluster.Tool("helm-"+helmVersion, "helm")
 		if err != nil {
 			t.Fatal(err)
 		}
-		full := append([]string{"template", "vault-injector", chart, "--namespace", deployNamespace, "--kube-version", "1.37.2"}, args...)
+		full := append([]string{"template", "vault-injector", chart, "--namespace", namespace, "--kube-version", "1.37.2"}, args...)
 		cmd := exec.Command(helm, full...)
 		home := t.TempDir()
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}

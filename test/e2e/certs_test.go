@@ -245,7 +245,7 @@ current-context: e2e
 	if len(cas) < 2 {
 		t.Errorf("saw %d CAs in caBundle: the 24s CA was not rotated", len(cas))
 	}
-	if n := countInLogs(logs, `"level":"ERROR"`)+countInLogs(logs, "level=ERROR"); n > 0 {
+	if n := countInLogs(logs, `"level":"ERROR"`) + countInLogs(logs, "level=ERROR"); n > 0 {
 		t.Errorf("%d error lines in the replicas' logs", n)
 	}
 }

@@ -154,6 +154,19 @@ configuration.
 {{- with .Values.certs.selfManaged.leafLifetime }}
 - {{ printf "--cert-leaf-lifetime=%s" . | quote }}
 {{- end }}
+{{- with .Values.certs.selfManaged.caLifetime }}
+- {{ printf "--cert-ca-lifetime=%s" . | quote }}
+{{- end }}
+{{- with .Values.certs.selfManaged.syncInterval }}
+- {{ printf "--cert-sync-interval=%s" . | quote }}
+{{- end }}
+- {{ printf "--cluster-domain=%s" .Values.certs.selfManaged.clusterDomain | quote }}
+{{- with .Values.certs.selfManaged.extraDNSNames }}
+- {{ printf "--cert-dns-names=%s" (join "," .) | quote }}
+{{- end }}
+{{- with .Values.certs.selfManaged.ipAddresses }}
+- {{ printf "--cert-ip-addresses=%s" (join "," .) | quote }}
+{{- end }}
 {{- end }}
 {{- range $w.extraArgs }}
 - {{ . | quote }}

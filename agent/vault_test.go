@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -485,6 +486,11 @@ func TestNotifyOnChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A test run under nohup ignores SIGHUP, and children inherit ignored signals across exec;
+	// a handler in this process is reset to the default in the child, as in a real pod.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	t.Cleanup(func() { signal.Stop(hup) })
 	proc := exec.Command(app, "60")
 	if err := proc.Start(); err != nil {
 		t.Fatal(err)

@@ -572,3 +572,68 @@ func TestMainOnceExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSVaultWithCAFile: the agent verifies Vault's certificate against the configured CA
+// file, and refuses the server when it is not given one.
+func TestTLSVaultWithCAFile(t *testing.T) {
+	if _, err := vaulttest.Binary(); err != nil && os.Getenv("VAULT_INJECTOR_REQUIRE_TOOLS") == "" {
+		t.Skip(err)
+	}
+	v, err := vaulttest.StartTLS(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Stop() })
+	e := &vaultEnv{vault: v, reviewer: vaulttest.StartTokenReviewer(), dir: t.TempDir()}
+	t.Cleanup(e.reviewer.Close)
+	e.setup(t, readAll)
+	if e.tokenFile, err = e.reviewer.MintFile(e.dir, testNamespace, testSA); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "kv/a", map[string]any{"v": "over TLS"})
+
+	cfg := e.config(t, agentconfig.Secret{Name: "a", Template: `{{ with secret "kv/a" }}{{ .Data.v }}{{ end }}`})
+	cfg.Identities[0].CACertFile = v.CACert
+	a, _ := newTestAgent(t, cfg)
+	if err := a.Once(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, cfg.SecretsDir, "a"); got != "over TLS" {
+		t.Fatalf("a = %q", got)
+	}
+
+	cfg = e.config(t, agentconfig.Secret{Name: "a", Path: "kv/a"})
+	a, _ = newTestAgent(t, cfg)
+	err = a.Once(context.Background(), time.Second)
+	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Fatalf("without the CA file: %v, want a certificate verification error", err)
+	}
+}
+
+// TestNewLoginAtTokenMaxTTL: when the token reaches its max TTL the agent logs in again and
+// keeps rendering; a secret changed afterwards still reaches the file.
+func TestNewLoginAtTokenMaxTTL(t *testing.T) {
+	e := startVault(t, readAll)
+	if err := e.vault.Role(context.Background(), "kubernetes", "short", testNamespace, testSA, readAll,
+		map[string]any{"token_ttl": "2s", "token_max_ttl": "4s"}); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "kv/a", map[string]any{"v": "one"})
+	cfg := e.config(t, agentconfig.Secret{Name: "a", Template: `{{ with secret "kv/a" }}{{ .Data.v }}{{ end }}`})
+	cfg.Identities[0].Role = "short"
+	cfg.RefreshInterval = agentconfig.Duration(time.Second)
+	a, logs := newTestAgent(t, cfg)
+	r := runAgent(t, a)
+	waitReady(t, cfg, r)
+	eventually(t, 10*time.Second, "a new login after the token's max TTL", func() bool {
+		return strings.Contains(logs.String(), "logged in again")
+	})
+	time.Sleep(2 * time.Second) // past the first token's end
+	e.write(t, "kv/a", map[string]any{"v": "two"})
+	eventually(t, 10*time.Second, "the change rendered with the new token", func() bool {
+		return readFile(t, cfg.SecretsDir, "a") == "two"
+	})
+	if strings.Contains(logs.String(), "permission denied") {
+		t.Errorf("the agent used an expired token:\n%s", logs)
+	}
+}

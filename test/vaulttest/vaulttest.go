@@ -51,7 +51,8 @@ func tool(name, version string) (string, error) {
 
 // Server is a running dev-mode Vault.
 type Server struct {
-	Addr      string // http://127.0.0.1:<port>
+	Addr      string // http://127.0.0.1:<port>, https with StartTLS
+	CACert    string // the CA of a StartTLS server
 	RootToken string
 	cmd       *exec.Cmd
 	logPath   string
@@ -59,7 +60,12 @@ type Server struct {
 }
 
 // Start runs `vault server -dev` with its log in dir and waits until it serves.
-func Start(ctx context.Context, dir string) (*Server, error) {
+func Start(ctx context.Context, dir string) (*Server, error) { return start(ctx, dir, false) }
+
+// StartTLS is Start serving HTTPS with a CA of its own (`-dev-tls`), written to CACert.
+func StartTLS(ctx context.Context, dir string) (*Server, error) { return start(ctx, dir, true) }
+
+func start(ctx context.Context, dir string, tls bool) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -70,17 +76,31 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	}
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	return StartOn(ctx, bin, dir, port)
+	return startOn(ctx, bin, dir, port, tls)
 }
 
 // StartOn starts Vault on a given loopback port (tests that restart Vault reuse its port).
 func StartOn(ctx context.Context, bin, dir, port string) (*Server, error) {
+	return startOn(ctx, bin, dir, port, false)
+}
+
+func startOn(ctx context.Context, bin, dir, port string, tls bool) (*Server, error) {
 	logPath := filepath.Join(dir, "vault-"+port+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "server", "-dev", "-dev-listen-address=127.0.0.1:"+port, "-dev-root-token-id="+RootToken, "-dev-no-store-token")
+	args := []string{"server", "-dev", "-dev-listen-address=127.0.0.1:" + port, "-dev-root-token-id=" + RootToken, "-dev-no-store-token"}
+	scheme, caCert := "http", ""
+	if tls {
+		certDir := filepath.Join(dir, "vault-tls-"+port)
+		if err := os.MkdirAll(certDir, 0o700); err != nil {
+			return nil, err
+		}
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certDir)
+		scheme, caCert = "https", filepath.Join(certDir, "vault-ca.pem")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Vault must not pick up a developer's VAULT_* settings, and HOME must be writable.
 	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "SKIP_SETCAP=1"}
@@ -89,8 +109,17 @@ func StartOn(ctx context.Context, bin, dir, port string) (*Server, error) {
 		f.Close()
 		return nil, fmt.Errorf("start vault: %w", err)
 	}
-	s := &Server{Addr: "http://127.0.0.1:" + port, RootToken: RootToken, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	s := &Server{Addr: scheme + "://127.0.0.1:" + port, CACert: caCert, RootToken: RootToken, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(s.done) }()
+	for wait := time.Now().Add(30 * time.Second); caCert != ""; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(caCert); err == nil {
+			break
+		}
+		if time.Now().After(wait) {
+			s.Stop()
+			return nil, fmt.Errorf("vault wrote no CA to %s in 30s: %s", caCert, s.Logs())
+		}
+	}
 	c, err := s.Client()
 	if err != nil {
 		s.Stop()
@@ -135,6 +164,11 @@ func StartT(t testing.TB) *Server {
 func (s *Server) Client() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = s.Addr
+	if s.CACert != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.CACert}); err != nil {
+			return nil, err
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err

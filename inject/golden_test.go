@@ -224,3 +224,31 @@ func TestStreamBadYAML(t *testing.T) {
 		}
 	}
 }
+
+// The offline preview prints the warnings the webhook would send; a Job's pod template is
+// judged as a pod a Job owns.
+func TestStreamWarnsLikeTheWebhook(t *testing.T) {
+	m := webhooktest.Mutator()
+	m.Settings.Style = patch.StyleClassic
+	job := `apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate}
+spec:
+  template:
+    metadata:
+      annotations: {vault-injector.io/role: app, vault-injector.io/secret-db: database/creds/app}
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: app}]
+`
+	var out, warn bytes.Buffer
+	if err := inject.StreamWarn(strings.NewReader(job), &out, &warn, m, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(warn.String(), "Warning: document 1: vault-injector: the classic sidecar keeps running after the Job's containers exit") {
+		t.Errorf("warnings: %q", warn.String())
+	}
+	if !strings.Contains(out.String(), "vault-injector-agent") {
+		t.Error("the Job was not injected")
+	}
+}

@@ -40,6 +40,12 @@ func (e *DeniedError) Error() string { return strings.Join(e.Messages, "\n") }
 // namespace, when not empty, overrides the objects' own namespace (like kubectl -n). Nothing is
 // written when any object is denied, so a pipe into kubectl never applies half a manifest.
 func Stream(in io.Reader, out io.Writer, m *webhook.Mutator, namespace string) error {
+	return StreamWarn(in, out, nil, m, namespace)
+}
+
+// StreamWarn is Stream that also writes, to warn, the warnings the webhook would send with
+// each object (kubectl prints them as "Warning: ..."); nil discards them.
+func StreamWarn(in io.Reader, out, warn io.Writer, m *webhook.Mutator, namespace string) error {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
 	var docs [][]byte
 	var denied []string
@@ -54,7 +60,12 @@ func Stream(in io.Reader, out io.Writer, m *webhook.Mutator, namespace string) e
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
 			continue
 		}
-		res, err := Document(doc, m, namespace)
+		res, warnings, err := Document(doc, m, namespace)
+		if warn != nil {
+			for _, w := range warnings {
+				fmt.Fprintf(warn, "Warning: document %d: %s\n", i, w)
+			}
+		}
 		var de *DeniedError
 		switch {
 		case errors.As(err, &de):
@@ -81,36 +92,36 @@ func Stream(in io.Reader, out io.Writer, m *webhook.Mutator, namespace string) e
 	return nil
 }
 
-// Document injects one YAML (or JSON) document and returns it as YAML. A document that needs
-// no change is returned as it came.
-func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, error) {
+// Document injects one YAML (or JSON) document and returns it as YAML, with the webhook's
+// warnings. A document that needs no change is returned as it came.
+func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, []string, error) {
 	js, err := yaml.YAMLToJSON(doc)
 	if err != nil {
-		return nil, fmt.Errorf("parse YAML: %w", err)
+		return nil, nil, fmt.Errorf("parse YAML: %w", err)
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(js, &obj); err != nil {
-		return nil, fmt.Errorf("document is not a Kubernetes object: %w", err)
+		return nil, nil, fmt.Errorf("document is not a Kubernetes object: %w", err)
 	}
 	kind, _ := obj["kind"].(string)
 	path, ok := templatePaths[kind]
 	if !ok {
-		return doc, nil
+		return doc, nil, nil
 	}
 	tmpl := any(obj)
 	for _, k := range path {
 		mm, ok := tmpl.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
+			return nil, nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
 		}
 		tmpl = mm[k]
 	}
 	if tmpl == nil {
-		return nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
+		return nil, nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
 	}
 	podJSON, err := json.Marshal(tmpl)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ns := namespace
 	if ns == "" {
@@ -121,13 +132,21 @@ func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, error) 
 	if ns == "" {
 		ns = "default"
 	}
-	res := m.Mutate(podJSON, ns)
+	pod, err := patch.Decode(podJSON)
+	if err != nil {
+		return nil, nil, &DeniedError{Messages: []string{fmt.Sprintf("%s %s: %v", kind, objectName(obj), err)}}
+	}
+	if (kind == "Job" || kind == "CronJob") && pod.Metadata != nil {
+		// The template's pods will be owned by a Job: judge them as such (for warnings).
+		pod.Metadata.OwnerReferences = append(pod.Metadata.OwnerReferences, patch.OwnerReference{Kind: "Job"})
+	}
+	res := m.MutatePod(pod, ns)
 	switch res.Outcome {
 	case webhook.Denied:
 		name := objectName(obj)
-		return nil, &DeniedError{Messages: []string{fmt.Sprintf("%s %s: %v", kind, name, res.Err)}}
+		return nil, nil, &DeniedError{Messages: []string{fmt.Sprintf("%s %s: %v", kind, name, res.Err)}}
 	case webhook.Skipped:
-		return doc, nil
+		return doc, nil, nil
 	}
 	prefix := ""
 	for _, k := range path {
@@ -135,9 +154,10 @@ func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, error) 
 	}
 	out, err := Apply(js, res.Patch, prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return yaml.JSONToYAML(out)
+	y, err := yaml.JSONToYAML(out)
+	return y, res.Warnings, err
 }
 
 // Apply applies ops, with prefix prepended to each path, to the JSON document doc.

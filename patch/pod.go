@@ -26,6 +26,13 @@ type Metadata struct {
 	GenerateName string            `json:"generateName"`
 	Namespace    string            `json:"namespace"`
 	Annotations  map[string]string `json:"annotations"`
+	// OwnerReferences tell a Job's pods apart (for warnings).
+	OwnerReferences []OwnerReference `json:"ownerReferences"`
+}
+
+// OwnerReference is the part of an owner reference we read.
+type OwnerReference struct {
+	Kind string `json:"kind"`
 }
 
 // Spec is the part of PodSpec we read.
@@ -34,6 +41,8 @@ type Spec struct {
 	InitContainers     []Container `json:"initContainers"`
 	Volumes            []Volume    `json:"volumes"`
 	ServiceAccountName string      `json:"serviceAccountName"`
+	// ShareProcessNamespace decides whether the agent can signal the app (for warnings).
+	ShareProcessNamespace *bool `json:"shareProcessNamespace"`
 }
 
 // Container is the part of a container we read: its name, what it mounts, and the
@@ -65,6 +74,19 @@ func Decode(raw []byte) (*Pod, error) {
 		return nil, fmt.Errorf("decode pod: %w", err)
 	}
 	return &p, nil
+}
+
+// OwnedBy reports whether an owner of the pod has the given kind.
+func (p *Pod) OwnedBy(kind string) bool {
+	if p.Metadata == nil {
+		return false
+	}
+	for _, o := range p.Metadata.OwnerReferences {
+		if o.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // Annotations returns the pod's annotations, or nil.

@@ -14,6 +14,7 @@ func TestAppendAllowedMatchesEncodingJSON(t *testing.T) {
 	for _, resp := range []*admissionv1.AdmissionResponse{
 		{UID: "u-1", Allowed: true},
 		{UID: `weird"uid<>`, Allowed: true, Patch: []byte(`[{"op":"add","path":"/a","value":1}]`), PatchType: &pt},
+		{UID: "u-2", Allowed: true, Patch: []byte(`[]`), PatchType: &pt, Warnings: []string{"one", `two "quoted" <b>`}},
 	} {
 		for _, v := range []string{"admission.k8s.io/v1", "admission.k8s.io/v1beta1"} {
 			want, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: v, Kind: "AdmissionReview"}, Response: resp})

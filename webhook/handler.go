@@ -164,7 +164,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 			return nil, nil, "error", "encode-patch", fmt.Errorf("encode patch: %w", err)
 		}
 		pt := admissionv1.PatchTypeJSONPatch
-		resp.Patch, resp.PatchType = p, &pt
+		resp.Patch, resp.PatchType, resp.Warnings = p, &pt, res.Warnings
 		if h.Log.Enabled(r.Context(), slog.LevelInfo) {
 			h.Log.Info("injected", attrs("operations", len(res.Patch))...)
 		}
@@ -207,6 +207,16 @@ func appendAllowed(buf []byte, apiVersion string, resp *admissionv1.AdmissionRes
 		buf = base64.StdEncoding.AppendEncode(buf, resp.Patch)
 		buf = append(buf, `","patchType":`...)
 		buf = appendJSON(buf, string(*resp.PatchType))
+	}
+	if len(resp.Warnings) > 0 {
+		buf = append(buf, `,"warnings":[`...)
+		for i, w := range resp.Warnings {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendJSON(buf, w)
+		}
+		buf = append(buf, ']')
 	}
 	return append(buf, "}}"...)
 }

@@ -40,6 +40,9 @@ type Result struct {
 	Patch []patch.Operation
 	// Err explains a denial; its text is shown to the user by the API server.
 	Err error
+	// Warnings are shown by kubectl for a pod that is injected but will not work as its
+	// author probably expects.
+	Warnings []string
 }
 
 // Mutator decides and builds. Its fields are the operator's settings.
@@ -94,7 +97,23 @@ func (m *Mutator) MutatePod(pod *patch.Pod, ns string) Result {
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
 	}
-	return Result{Outcome: Injected, Patch: ops}
+	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, req)}
+}
+
+// warnings names settings that are valid but cannot do what they say in this pod.
+func (m *Mutator) warnings(pod *patch.Pod, req *agentconfig.Request) []string {
+	var w []string
+	cfg := req.Agent
+	if n := cfg.Notify; n != nil && n.Process != "" && cfg.Mode == agentconfig.ModeSidecar &&
+		(pod.Spec == nil || pod.Spec.ShareProcessNamespace == nil || !*pod.Spec.ShareProcessNamespace) {
+		w = append(w, fmt.Sprintf("vault-injector: %s=%s has no effect: the pod does not set spec.shareProcessNamespace: true, so the agent cannot see process %q",
+			agentconfig.AnnotationNotifyProcess, n.Process, n.Process))
+	}
+	if m.Settings.Style == patch.StyleClassic && cfg.Mode == agentconfig.ModeSidecar && pod.OwnedBy("Job") {
+		w = append(w, "vault-injector: the classic sidecar keeps running after the Job's containers exit, so the Job never completes; "+
+			"set "+agentconfig.AnnotationMode+": init, or run the webhook with --sidecar-style=native (Kubernetes 1.29+)")
+	}
+	return w
 }
 
 // DenialMessage is the text the API server shows for a denied pod.

@@ -144,7 +144,7 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		defer f.Close()
 		in = f
 	}
-	return inject.Stream(in, stdout, m, *ns)
+	return inject.StreamWarn(in, stdout, stderr, m, *ns)
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

@@ -99,3 +99,5 @@ func FuzzRender(f *testing.F) {
 		_, _ = render(ctx, tmpl{name: "fuzz", text: text}, fixedFetch)
 	})
 }
+
+func writeTestFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

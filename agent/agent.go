@@ -358,7 +358,9 @@ func (a *Agent) schedule(e *entry, ttl int, now time.Time) {
 	d := time.Duration(ttl) * time.Second
 	e.leaseEnd = now.Add(d)
 	if e.secret.Renewable {
-		e.renewAt = now.Add(jitter(d * 2 / 3))
+		// Renew at half the lease: a renewal that Vault caps (max TTL near) is then seen with
+		// at least half a lease left, which is the overlap the app gets to switch credentials.
+		e.renewAt = now.Add(jitter(d / 2))
 		return
 	}
 	// Not renewable: fetch anew at two thirds of the lifetime, leaving the old credentials
@@ -419,10 +421,10 @@ func (a *Agent) renewLease(ctx context.Context, key string, e *entry) {
 		// credentials at two thirds of what remains; the old ones stay valid meanwhile.
 		e.renewAt = time.Time{}
 		e.leaseEnd = now.Add(time.Duration(s.LeaseDuration) * time.Second)
-		// Switch early, at a third of what remains: the app gets the other two thirds to pick
-		// up the new credentials while the old ones still work.
-		e.refetchAt = now.Add(time.Duration(s.LeaseDuration) * time.Second / 3)
-		a.log.Info("lease nears its max TTL; new credentials will be fetched", "path", e.path, "remaining_seconds", s.LeaseDuration, "refetch_at", e.refetchAt.UTC().Format(time.RFC3339))
+		// Switch now: the app gets all that remains of the old lease (at least half a lease,
+		// see schedule) to pick up the new credentials while the old ones still work.
+		e.refetchAt = now
+		a.log.Info("lease capped by its max TTL; fetching new credentials now", "path", e.path, "old_valid_seconds", s.LeaseDuration)
 		return
 	}
 	a.schedule(e, s.LeaseDuration, now)

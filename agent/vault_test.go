@@ -447,6 +447,11 @@ password={{ .Data.password }}
 	if switched >= maxTTL {
 		t.Fatalf("new credentials appeared %s after issue, not before max_ttl %s", switched, maxTTL)
 	}
+	// Renewing at half the lease sees the cap with at least half a lease left; allow for
+	// jitter and a loaded machine.
+	if overlap := maxTTL - switched; overlap < defaultTTL/2-700*time.Millisecond {
+		t.Errorf("only %s of overlap between new credentials and the old ones' end, want about %s or more", overlap.Round(100*time.Millisecond), defaultTTL/2)
+	}
 	if err := connects(u1, p1); err != nil {
 		t.Errorf("old credentials already dead when the new ones appeared (no overlap): %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"syscall"
 	"time"
 
@@ -145,6 +146,9 @@ func FromAnnotations(annotations map[string]string, d Defaults) (*Request, error
 	for _, key := range keys {
 		val := annotations[key]
 		short := strings.TrimPrefix(key, Prefix)
+		if !utf8.ValidString(val) {
+			return nil, bad(key, val, "UTF-8 text")
+		}
 		switch key {
 		case AnnotationInject:
 			b, err := strconv.ParseBool(val)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/vault-injector/vault-injector/patch"
 )
@@ -119,7 +120,9 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 	var rv review
 	// encoding/json/v2 (go-json-experiment): one pass over the bytes, cheap skipping of the
 	// pod fields we do not read, and case-sensitive names as the API server uses.
-	if err := jsonv2.UnmarshalRead(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &rv); err != nil {
+	// As lenient as encoding/json on what the API server never sends (invalid UTF-8, duplicate
+	// names); skipping the duplicate-name bookkeeping is also faster.
+	if err := jsonv2.UnmarshalRead(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &rv, decodeOptions); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, nil, outcomeError, "too-large", &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}
@@ -182,6 +185,8 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 }
 
 var contentTypeJSON = []string{"application/json"}
+
+var decodeOptions = jsonv2.JoinOptions(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 
 // bufPool recycles response buffers: a patched answer is several KiB, and allocating it per
 // request shows up as GC work under load.

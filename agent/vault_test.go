@@ -398,29 +398,13 @@ password={{ .Data.password }}
 
 	creds := func() (user, pass string) {
 		t.Helper()
-		for _, line := range strings.Split(readFile(t, cfg.SecretsDir, "db.env"), "\n") {
-			if k, v, ok := strings.Cut(line, "="); ok {
-				switch k {
-				case "username":
-					user = v
-				case "password":
-					pass = v
-				}
-			}
-		}
-		if user == "" || pass == "" {
-			t.Fatal("db.env lacks username or password")
+		user, pass, err := pgtest.ParseCredentials(readFile(t, cfg.SecretsDir, "db.env"))
+		if err != nil {
+			t.Fatal(err)
 		}
 		return user, pass
 	}
-	connects := func(user, pass string) error {
-		c, err := pg.Connect(ctx, user, pass)
-		if err == nil {
-			err = c.Ping(ctx)
-			c.Close(ctx)
-		}
-		return err
-	}
+	connects := func(user, pass string) error { return pg.CanLogin(ctx, user, pass) }
 	u1, p1 := creds()
 	if err := connects(u1, p1); err != nil {
 		t.Fatalf("rendered credentials do not connect: %v", err)

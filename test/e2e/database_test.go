@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -71,25 +70,13 @@ func TestDynamicDatabaseCredentialsInPod(t *testing.T) {
 	waitPod(t, ns, "app", 90*time.Second, "app running", running)
 	creds := func() (user, pass string) {
 		t.Helper()
-		for _, line := range strings.Split(get(t, "http://127.0.0.1:"+port+"/db.env"), "\n") {
-			if k, v, ok := strings.Cut(line, "="); ok && k == "username" {
-				user = v
-			} else if ok && k == "password" {
-				pass = v
-			}
-		}
-		if user == "" || pass == "" {
-			t.Fatal("db.env lacks username or password")
+		user, pass, err := pgtest.ParseCredentials(get(t, "http://127.0.0.1:"+port+"/db.env"))
+		if err != nil {
+			t.Fatal(err)
 		}
 		return user, pass
 	}
-	connects := func(user, pass string) error {
-		c, err := pg.Connect(ctx, user, pass)
-		if err == nil {
-			c.Close(ctx)
-		}
-		return err
-	}
+	connects := func(user, pass string) error { return pg.CanLogin(ctx, user, pass) }
 	u1, p1 := creds()
 	if err := connects(u1, p1); err != nil {
 		t.Fatalf("the app's credentials do not connect: %v", err)

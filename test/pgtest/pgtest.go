@@ -209,3 +209,31 @@ func (s *Server) Logs() string {
 	b, _ := os.ReadFile(s.log)
 	return strings.TrimSpace(string(b))
 }
+
+// CanLogin reports whether user/password can open a session (nil) or why not.
+func (s *Server) CanLogin(ctx context.Context, user, password string) error {
+	c, err := s.Connect(ctx, user, password)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	return c.Ping(ctx)
+}
+
+// ParseCredentials reads "username=…" and "password=…" lines, the shape the tests' templates
+// render database credentials in.
+func ParseCredentials(text string) (user, password string, err error) {
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		switch {
+		case ok && k == "username":
+			user = v
+		case ok && k == "password":
+			password = v
+		}
+	}
+	if user == "" || password == "" {
+		return "", "", fmt.Errorf("no username=/password= lines in %d bytes", len(text))
+	}
+	return user, password, nil
+}

@@ -33,6 +33,9 @@ var PollInterval = 2 * time.Second
 
 // NewFileSource loads the pair once (failing if it cannot) and keeps reloading until ctx ends.
 func NewFileSource(ctx context.Context, certFile, keyFile string, log *slog.Logger) (*FileSource, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	s := &FileSource{certFile: certFile, keyFile: keyFile, log: log}
 	if err := s.reload(); err != nil {
 		return nil, err

@@ -252,3 +252,33 @@ spec:
 		t.Error("the Job was not injected")
 	}
 }
+
+// Every manifest in deploy/examples is accepted by the webhook and gets injected: the examples
+// are what users copy, so they must stay valid as annotations evolve.
+func TestExamplesInject(t *testing.T) {
+	files, _ := filepath.Glob("../deploy/examples/*/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	injected := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, warn bytes.Buffer
+		if err := inject.StreamWarn(bytes.NewReader(src), &out, &warn, webhooktest.Mutator(), ""); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if warn.Len() > 0 {
+			t.Errorf("%s: %s", f, warn.String())
+		}
+		if strings.Contains(out.String(), "vault-injector-agent") || strings.Contains(out.String(), "vault-injector-init") {
+			injected++
+		}
+	}
+	if injected < 5 {
+		t.Errorf("%d example files injected, want one per example (5)", injected)
+	}
+}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -40,8 +41,9 @@ import (
 )
 
 const (
-	helmVersion     = "v3.22.0" // test/tools/build.sh
-	deployNamespace = "vault-injector"
+	helmVersion               = "v3.22.0" // test/tools/build.sh
+	prometheusOperatorVersion = "v0.85.0"
+	deployNamespace           = "vault-injector"
 )
 
 // warnings collects the API server's warnings (PodSecurity, deprecations) per request.
@@ -76,6 +78,10 @@ func TestDeployManifestsServerSideDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	installCertManagerCRDs(t, ctx)
+	// The ServiceMonitor CRD, from the Prometheus Operator's module (downloaded through the Go
+	// module proxy, pinned; not a dependency of ours).
+	promDir := moduleDownload(t, "github.com/prometheus-operator/prometheus-operator@"+prometheusOperatorVersion)
+	installCRDs(t, ctx, []string{filepath.Join(promDir, "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml")})
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: deployNamespace, Labels: map[string]string{
 		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted",
@@ -91,7 +97,7 @@ func TestDeployManifestsServerSideDryRun(t *testing.T) {
 	}{
 		{"helm/self-managed", helmTemplate(chart)},
 		{"helm/cert-manager", helmTemplate(chart, "--set", "certs.mode=certManager")},
-		{"helm/options", helmTemplate(chart, "--set", "networkPolicy.enabled=true", "--set", "webhook.sidecarStyle=classic",
+		{"helm/options", helmTemplate(chart, "--set", "networkPolicy.enabled=true", "--set", "serviceMonitor.enabled=true", "--set", "webhook.sidecarStyle=classic",
 			"--set", "webhookConfiguration.failurePolicy=Ignore", "--set", "replicaCount=3")},
 		{"kustomize/self-signed", kustomize(filepath.Join(root, "deploy/kustomize/overlays/self-signed"))},
 		{"kustomize/cert-manager", kustomize(filepath.Join(root, "deploy/kustomize/overlays/cert-manager"))},
@@ -328,7 +334,7 @@ func applyDryRun(t *testing.T, ctx context.Context, dyn dynamic.Interface, mappe
 	}
 }
 
-// installCertManagerCRDs creates cert-manager's CRDs, from the YAML shipped in its Go module,
+// installCertManagerCRDs creates cert-manager's CRDs from the YAML shipped in its Go module,
 // and waits until they are served.
 func installCertManagerCRDs(t *testing.T, ctx context.Context) {
 	t.Helper()
@@ -340,6 +346,26 @@ func installCertManagerCRDs(t *testing.T, ctx context.Context) {
 	if len(files) == 0 {
 		t.Fatal("no CRDs in the cert-manager module (deploy/crds)")
 	}
+	installCRDs(t, ctx, files)
+}
+
+// moduleDownload fetches a module version into the module cache and returns its directory.
+func moduleDownload(t *testing.T, modAtVersion string) string {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "download", "-json", modAtVersion).Output()
+	if err != nil {
+		t.Fatalf("go mod download %s: %v", modAtVersion, err)
+	}
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		t.Fatalf("go mod download %s: %s %v", modAtVersion, m.Error, err)
+	}
+	return m.Dir
+}
+
+// installCRDs creates the CRDs in files and waits until they are served.
+func installCRDs(t *testing.T, ctx context.Context, files []string) {
+	t.Helper()
 	dyn, err := dynamic.NewForConfig(env.c.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +400,7 @@ func installCertManagerCRDs(t *testing.T, ctx context.Context) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	t.Logf("installed %d cert-manager CRDs", len(names))
+	t.Logf("installed CRDs %s", strings.Join(names, ", "))
 }
 
 func established(o *unstructured.Unstructured) bool {

@@ -269,10 +269,17 @@ func stopWebhook() {
 // webhookMetric reads one sample of the webhook's admission counter.
 func webhookMetric(t *testing.T, outcome, reason string) float64 {
 	t.Helper()
+	return metricFrom(t, env.webhookAddr, env.c.CA.CertPEM, outcome, reason)
+}
+
+// metricFrom reads the admission counter of the webhook at addr, verifying its certificate
+// against caPEM.
+func metricFrom(t *testing.T, addr string, caPEM []byte, outcome, reason string) float64 {
+	t.Helper()
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(env.c.CA.CertPEM)
+	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := client.Get("https://" + env.webhookAddr + "/metrics")
+	resp, err := client.Get("https://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

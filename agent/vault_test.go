@@ -626,3 +626,29 @@ func TestNewLoginAtTokenMaxTTL(t *testing.T) {
 		t.Errorf("the agent used an expired token:\n%s", logs)
 	}
 }
+
+// TestClassicSidecarReusesInitToken: the classic style's init container logs in and renders;
+// the sidecar started after it adopts the token left in the home volume instead of logging in
+// again (one TokenReview for the pod, not two).
+func TestClassicSidecarReusesInitToken(t *testing.T) {
+	e := startVault(t, readAll)
+	e.write(t, "kv/a", map[string]any{"v": "x"})
+	cfg := e.config(t, agentconfig.Secret{Name: "a", Path: "kv/a"})
+	initAgent, _ := newTestAgent(t, cfg)
+	if err := initAgent.Once(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	reviews := e.reviewer.Reviews()
+	if reviews != 1 {
+		t.Fatalf("init container: %d TokenReviews, want 1", reviews)
+	}
+	sidecar, logs := newTestAgent(t, cfg)
+	r := runAgent(t, sidecar)
+	waitReady(t, cfg, r)
+	if !strings.Contains(logs.String(), "reusing the init container's Vault token") {
+		t.Errorf("sidecar did not adopt the init container's token:\n%s", logs)
+	}
+	if got := e.reviewer.Reviews(); got != reviews {
+		t.Errorf("sidecar logged in again (%d TokenReviews in all)", got)
+	}
+}

@@ -23,7 +23,8 @@ import (
 // TestHelmInstallRunsTheWebhookInAPod installs the Helm chart for real: the webhook runs as a
 // pod from the product image (non-root, read-only root filesystem, the chart's probes), in
 // self-managed certificate mode with its ServiceAccount's in-cluster credentials and the
-// chart's RBAC, and injects a pod that then runs and serves its rendered secret.
+// chart's RBAC, and injects a pod (classic sidecar style: an init container renders, then a
+// regular sidecar container renews) that then runs and serves its rendered secret.
 //
 // Two settings adapt the chart to this machine, where nothing may connect to a Service or pod
 // IP: hostNetwork (the pod listens on loopback) and a URL clientConfig to 127.0.0.1 in place of
@@ -41,6 +42,8 @@ func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 		"--set", "replicaCount=1", "--set", "hostNetwork=true", "--set", "image.pullPolicy=Never",
 		"--set", "webhook.port="+port, "--set", "webhook.vaultAddress="+env.vault.Addr,
 		"--set", "webhook.agentImagePullPolicy=Never", "--set", "certs.selfManaged.ipAddresses={127.0.0.1}",
+		// The rest of the suite runs native sidecars; this install runs the classic style.
+		"--set", "webhook.sidecarStyle=classic",
 		"--set", "webhook.extraEnv[0].name=KUBERNETES_SERVICE_HOST", "--set", "webhook.extraEnv[0].value=127.0.0.1",
 		"--set", "webhook.extraEnv[1].name=KUBERNETES_SERVICE_PORT", "--set-string", "webhook.extraEnv[1].value="+apiPort,
 	)(t))
@@ -130,9 +133,18 @@ func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 	if _, err := env.c.Client.CoreV1().Pods(appNS).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, appNS, "app", 90*time.Second, "app running", running)
-	if got := get(t, "http://127.0.0.1:"+appPort+"/page"); got != "installed-with-helm" {
-		t.Fatalf("served %q", got)
+	got := waitPod(t, appNS, "app", 90*time.Second, "app and classic sidecar running", func(p *corev1.Pod) bool {
+		agent := false
+		for _, c := range p.Status.ContainerStatuses {
+			agent = agent || c.Name == "vault-injector-agent" && c.State.Running != nil
+		}
+		return running(p) && agent
+	})
+	if n := len(got.Spec.InitContainers); n != 1 || got.Spec.InitContainers[0].Name != "vault-injector-init" || got.Spec.InitContainers[0].RestartPolicy != nil {
+		t.Errorf("classic style: want one plain init container vault-injector-init, got %d", n)
+	}
+	if body := get(t, "http://127.0.0.1:"+appPort+"/page"); body != "installed-with-helm" {
+		t.Fatalf("served %q", body)
 	}
 
 	// And it was this webhook: its metrics, over TLS verified with the caBundle it published.

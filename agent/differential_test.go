@@ -26,6 +26,7 @@ func seedCorpusData(t *testing.T, e *vaultEnv) {
 		"user": "alice", "password": "p@ss w0rd with spaces", "port": 5432,
 		"tags": "a,b,c", "b64": base64.StdEncoding.EncodeToString([]byte("hello world")),
 		"padded": "  padded value \n", "pem": testPEM,
+		"json": `{"name":"svc","ports":[80,443],"nested":{"ok":true}}`,
 	})
 	e.write(t, "secret/data/app", map[string]any{"data": map[string]any{
 		"user": "bob", "api_key": "K-123", "hosts": []string{"h1", "h2", "h3"}, "enabled": true,

@@ -3,17 +3,22 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 
 	"github.com/hashicorp/vault/api"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 	"sigs.k8s.io/yaml"
 )
 
@@ -191,10 +196,40 @@ func funcMap() template.FuncMap {
 			}
 			return string(bytes.TrimSpace(b)), nil
 		},
-		"trimSpace": strings.TrimSpace,
-		"toLower":   strings.ToLower,
-		"toUpper":   strings.ToUpper,
-		"toTitle":   strings.ToTitle,
+		"trimSpace":  strings.TrimSpace,
+		"toLower":    strings.ToLower,
+		"toUpper":    strings.ToUpper,
+		"toTitle":    func(s string) string { return cases.Title(language.Und, cases.NoLower).String(s) },
+		"trimPrefix": func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
+		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
+		"parseJSON": func(s string) (any, error) {
+			if s == "" {
+				return map[string]any{}, nil
+			}
+			var v any
+			if err := json.Unmarshal([]byte(s), &v); err != nil {
+				return nil, fmt.Errorf("parseJSON: %w", err)
+			}
+			return v, nil
+		},
+		"regexMatch": func(re, s string) (bool, error) {
+			r, err := regexp.Compile(re)
+			if err != nil {
+				return false, fmt.Errorf("regexMatch: %w", err)
+			}
+			return r.MatchString(s), nil
+		},
+		"regexReplaceAll": func(re, repl, s string) (string, error) {
+			r, err := regexp.Compile(re)
+			if err != nil {
+				return "", fmt.Errorf("regexReplaceAll: %w", err)
+			}
+			return r.ReplaceAllString(s, repl), nil
+		},
+		"sha256Hex": func(s string) string {
+			sum := sha256.Sum256([]byte(s))
+			return hex.EncodeToString(sum[:])
+		},
 		"split": func(sep, s string) []string {
 			s = strings.TrimSpace(s)
 			if s == "" {

@@ -86,6 +86,8 @@ func FuzzRender(f *testing.F) {
 		`{{ indent -1 "x" }}{{ env "HOME" }}`,
 		`{{ with secret "fail/x" }}{{ end }}`,
 		`{{ template "x" }}{{ define "x" }}{{ template "x" }}{{ end }}`,
+		`{{ with "{\"a\":[1,2]}" | parseJSON }}{{ index .a 1 }}{{ end }}{{ "x" | regexReplaceAll "(" "" }}`,
+		`{{ "ab" | regexMatch "a+" }}{{ "s" | sha256Hex | trimPrefix "a" | trimSuffix "b" | toTitle }}`,
 	} {
 		f.Add(s)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"debug/elf"
 	"fmt"
 	"os"
 	"strings"
@@ -18,6 +19,21 @@ func trimStartupPages() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, err
+	}
+	// A dynamically linked build (cgo) has read-only pages the loader wrote (RELRO):
+	// dropping those would bring back the unrelocated bytes from the file. The product is
+	// built static; anything else is left alone.
+	if f, err := elf.Open("/proc/self/exe"); err != nil {
+		return 0, err
+	} else {
+		dynamic := false
+		for _, p := range f.Progs {
+			dynamic = dynamic || p.Type == elf.PT_DYNAMIC || p.Type == elf.PT_INTERP
+		}
+		f.Close()
+		if dynamic {
+			return 0, fmt.Errorf("%s is dynamically linked", exe)
+		}
 	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {

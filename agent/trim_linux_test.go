@@ -1,0 +1,34 @@
+package agent
+
+import (
+	"debug/elf"
+	"testing"
+)
+
+// The test binary may be dynamically linked (cgo): trimming must then refuse rather than drop
+// pages the loader relocated; statically linked, it must release something and keep running.
+func TestTrimStartupPages(t *testing.T) {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		t.Skip(err)
+	}
+	dynamic := false
+	for _, p := range f.Progs {
+		dynamic = dynamic || p.Type == elf.PT_DYNAMIC || p.Type == elf.PT_INTERP
+	}
+	f.Close()
+	n, err := trimStartupPages()
+	if dynamic {
+		if err == nil {
+			t.Fatal("trimmed a dynamically linked binary")
+		}
+		return
+	}
+	if err != nil || n == 0 {
+		t.Fatalf("trimmed %d bytes: %v", n, err)
+	}
+	// Still alive and able to run code that was paged out.
+	if _, err := render(t.Context(), tmpl{name: "after-trim", text: `{{ "ok" | toUpper }}`}, fixedFetch); err != nil {
+		t.Fatal(err)
+	}
+}

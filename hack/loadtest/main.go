@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,10 +35,11 @@ import (
 func main() {
 	bin := flag.String("binary", "bin/vault-injector", "vault-injector binary")
 	conc := flag.Int("concurrency", 16, "requests in flight")
-	dur := flag.Duration("duration", 10*time.Second, "load per server")
-	warm := flag.Duration("warmup", 2*time.Second, "unmeasured load before each run")
+	dur := flag.Duration("duration", 10*time.Second, "load per server, split over the rounds")
+	warm := flag.Duration("warmup", 2*time.Second, "unmeasured load before each server's first round")
+	rounds := flag.Int("rounds", 5, "alternate the servers this many times, so drift on a shared machine hits both alike")
 	flag.Parse()
-	if err := run(*bin, *conc, *dur, *warm); err != nil {
+	if err := run(*bin, *conc, *rounds, *dur, *warm); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -49,9 +51,12 @@ type result struct {
 	p50, p99      time.Duration
 	errors        int
 	rssKiB, hwKiB int
+	lat           []time.Duration
+	elapsed       time.Duration
+	roundRPS      []float64
 }
 
-func run(bin string, conc int, dur, warm time.Duration) error {
+func run(bin string, conc, rounds int, dur, warm time.Duration) error {
 	dir, err := os.MkdirTemp("", "vault-injector-loadtest-")
 	if err != nil {
 		return err
@@ -68,9 +73,16 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 		return fmt.Errorf("build baseline: %w", err)
 	}
 	body := webhooktest.ReviewBody("shop", []byte(webhooktest.TypicalPod))
-	fmt.Printf("load: %d in flight, %s per server after %s warm-up, %d-byte AdmissionReview, HTTPS on loopback\n", conc, dur, warm, len(body))
+	fmt.Printf("load: %d in flight, %s per server in %d alternating rounds after %s warm-up, %d-byte AdmissionReview, HTTPS on loopback\n",
+		conc, dur, rounds, warm, len(body))
 
-	var results []result
+	type server struct {
+		name, url string
+		pid       int
+		client    *http.Client
+		res       result
+	}
+	var servers []*server
 	for _, s := range []struct {
 		name string
 		args []string
@@ -89,12 +101,40 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start %s: %w", s.name, err)
 		}
-		r, err := load(s.name, "https://"+addr+"/mutate", pool, body, conc, dur, warm, cmd.Process.Pid)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if err != nil {
-			return err
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: conc}
+		defer tr.CloseIdleConnections()
+		sv := &server{name: s.name, url: "https://" + addr + "/mutate", pid: cmd.Process.Pid, client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+		sv.res.name = s.name
+		if err := waitUp(sv.client, sv.url, body); err != nil {
+			return fmt.Errorf("%s did not come up: %w", s.name, err)
 		}
+		phase(sv.client, sv.url, body, conc, warm)
+		servers = append(servers, sv)
+	}
+	var ratios []float64
+	for range rounds {
+		for _, sv := range servers {
+			start := time.Now()
+			lat, errs := phase(sv.client, sv.url, body, conc, dur/time.Duration(rounds))
+			el := time.Since(start)
+			sv.res.lat = append(sv.res.lat, lat...)
+			sv.res.errors += errs
+			sv.res.elapsed += el
+			sv.res.roundRPS = append(sv.res.roundRPS, float64(len(lat))/el.Seconds())
+		}
+		b, v := servers[0].res.roundRPS, servers[1].res.roundRPS
+		ratios = append(ratios, v[len(v)-1]/b[len(b)-1])
+	}
+	var results []result
+	for _, sv := range servers {
+		r := sv.res
+		slices.Sort(r.lat)
+		r.rps = float64(len(r.lat)) / r.elapsed.Seconds()
+		if len(r.lat) > 0 {
+			r.p50, r.p99 = r.lat[len(r.lat)/2], r.lat[len(r.lat)*99/100]
+		}
+		r.rssKiB, r.hwKiB = procstat.Memory(sv.pid)
 		results = append(results, r)
 	}
 	fmt.Printf("\n%-58s %10s %9s %9s %9s %7s\n", "server", "req/s", "p50", "p99", "peak RSS", "errors")
@@ -102,71 +142,63 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 		fmt.Printf("%-58s %10.0f %9s %9s %6.1f MiB %7d\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), float64(r.hwKiB)/1024, r.errors)
 	}
 	b, v := results[0], results[1]
-	fmt.Printf("\nvault-injector / do-nothing: throughput %.2fx, p99 %.2fx, peak RSS %.1f MiB\n",
-		v.rps/b.rps, float64(v.p99)/float64(b.p99), float64(v.hwKiB)/1024)
+	sorted := slices.Clone(ratios)
+	slices.Sort(sorted)
+	var each []string
+	for _, x := range ratios {
+		each = append(each, fmt.Sprintf("%.2f", x))
+	}
+	fmt.Printf("\nvault-injector / do-nothing: throughput %.2fx (median of rounds %.2fx; rounds %s), p99 %.2fx, peak RSS %.1f MiB\n",
+		v.rps/b.rps, sorted[len(sorted)/2], strings.Join(each, " "), float64(v.p99)/float64(b.p99), float64(v.hwKiB)/1024)
 	return nil
 }
 
-func load(name, url string, pool *x509.CertPool, body []byte, conc int, dur, warm time.Duration, pid int) (result, error) {
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		MaxIdleConnsPerHost: conc,
-		ForceAttemptHTTP2:   false,
-	}
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	defer tr.CloseIdleConnections()
-	// Wait (bounded) for the server to answer.
+// waitUp waits (bounded) for the server to answer.
+func waitUp(c *http.Client, url string, body []byte) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if err := post(client, url, body); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return result{}, fmt.Errorf("%s did not come up: %w", name, err)
+		err := post(c, url, body)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	phase := func(d time.Duration) ([]time.Duration, int) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		var mu sync.Mutex
-		var all []time.Duration
-		errs := 0
-		var wg sync.WaitGroup
-		for range conc {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var lat []time.Duration
-				e := 0
-				for ctx.Err() == nil {
-					t := time.Now()
-					if err := post(client, url, body); err != nil {
-						e++
-						continue
-					}
-					lat = append(lat, time.Since(t))
+}
+
+// phase loads url with conc requests in flight for d and returns the latencies of the
+// successful requests and the number of failed ones.
+func phase(client *http.Client, url string, body []byte, conc int, d time.Duration) ([]time.Duration, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var all []time.Duration
+	errs := 0
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			e := 0
+			for ctx.Err() == nil {
+				t := time.Now()
+				if err := post(client, url, body); err != nil {
+					e++
+					continue
 				}
-				mu.Lock()
-				all = append(all, lat...)
-				errs += e
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		return all, errs
+				lat = append(lat, time.Since(t))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += e
+			mu.Unlock()
+		}()
 	}
-	phase(warm)
-	start := time.Now()
-	lat, errs := phase(dur)
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	r := result{name: name, rps: float64(len(lat)) / elapsed.Seconds(), errors: errs}
-	if len(lat) > 0 {
-		r.p50 = lat[len(lat)/2]
-		r.p99 = lat[len(lat)*99/100]
-	}
-	r.rssKiB, r.hwKiB = procstat.Memory(pid)
-	return r, nil
+	wg.Wait()
+	return all, errs
 }
 
 func post(c *http.Client, url string, body []byte) error {

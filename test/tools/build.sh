@@ -14,7 +14,7 @@ CONTAINERD_VERSION=v2.4.2
 VAULT_VERSION=v1.19.5
 CONSUL_TEMPLATE_VERSION=v0.41.1
 HELM_VERSION=v3.22.0
-DEBS="etcd-server runc containernetworking-plugins busybox-static iproute2 postgresql"
+DEBS="etcd-server runc containernetworking-plugins busybox-static iproute2 postgresql gcc libc6-dev"
 
 say() { printf '[tools %s] %s\n' "$(date -u +%T)" "$*"; }
 

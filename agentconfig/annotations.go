@@ -27,6 +27,7 @@ const (
 	AnnotationNamespace          = Prefix + "namespace"
 	AnnotationTLSServerName      = Prefix + "tls-server-name"
 	AnnotationTLSSkipVerify      = Prefix + "tls-skip-verify"
+	AnnotationCAConfigMap        = Prefix + "ca-configmap"
 	AnnotationTemplatesConfigMap = Prefix + "templates-configmap"
 	AnnotationSecretsPath        = Prefix + "secrets-path"
 	AnnotationContainers         = Prefix + "containers"
@@ -60,6 +61,9 @@ type Defaults struct {
 	AuthPath        string
 	RefreshInterval time.Duration
 	SecretsPath     string
+	// CAConfigMap is "<configmap>[/<key>]" holding the CA of Vault's TLS certificate in every
+	// namespace (trust-manager distributes such bundles); empty: the system roots.
+	CAConfigMap string
 }
 
 // Request is everything a pod's annotations ask for: the agent's config plus the settings
@@ -72,6 +76,9 @@ type Request struct {
 	Containers []string
 	// TemplatesConfigMap is the ConfigMap whose keys are templates, if any.
 	TemplatesConfigMap string
+	// CAConfigMap and CAKey name the ConfigMap key holding the CA that verifies Vault's TLS
+	// certificate, if any.
+	CAConfigMap, CAKey string
 	Resources          Resources
 }
 
@@ -191,6 +198,12 @@ func FromAnnotations(annotations map[string]string, d Defaults) (*Request, error
 				return nil, bad(key, val, `"true" or "false"`)
 			}
 			id.TLSSkipVerify = b
+		case AnnotationCAConfigMap:
+			cm, cmKey, err := ParseConfigMapKey(val)
+			if err != nil {
+				return nil, bad(key, val, "a ConfigMap in the pod's namespace holding Vault's CA, as <name> (key ca.crt) or <name>/<key> ("+err.Error()+")")
+			}
+			req.CAConfigMap, req.CAKey = cm, cmKey
 		case AnnotationTemplatesConfigMap:
 			if !dns1123Subdomain.MatchString(val) || len(val) > 253 {
 				return nil, bad(key, val, "a ConfigMap name (lower-case DNS subdomain) in the pod's namespace")
@@ -279,6 +292,16 @@ func FromAnnotations(annotations map[string]string, d Defaults) (*Request, error
 	}
 	if id.Role == "" {
 		return nil, bad(AnnotationRole, "", "the Vault role to log in with; it is required when secrets or templates are requested")
+	}
+	if req.CAConfigMap == "" && d.CAConfigMap != "" {
+		name, key, err := ParseConfigMapKey(d.CAConfigMap)
+		if err != nil {
+			return nil, fmt.Errorf("default Vault CA ConfigMap %q: %w", d.CAConfigMap, err)
+		}
+		req.CAConfigMap, req.CAKey = name, key
+	}
+	if req.CAConfigMap != "" {
+		id.CACertFile = CAFile
 	}
 	if id.Address == "" {
 		return nil, bad(AnnotationAddress, "", "a Vault address, since the webhook has no default (--vault-address)")
@@ -445,3 +468,20 @@ var Signals = map[string]syscall.Signal{
 	"SIGHUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2,
 	"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT,
 }
+
+// ParseConfigMapKey reads "<configmap>[/<key>]"; the key defaults to ca.crt.
+func ParseConfigMapKey(v string) (name, key string, err error) {
+	name, key, found := strings.Cut(v, "/")
+	if !found {
+		key = "ca.crt"
+	}
+	if !dns1123Subdomain.MatchString(name) || len(name) > 253 {
+		return "", "", fmt.Errorf("%q is not a ConfigMap name", name)
+	}
+	if !configMapKey.MatchString(key) || len(key) > 253 || key == "." || key == ".." {
+		return "", "", fmt.Errorf("%q is not a ConfigMap key", key)
+	}
+	return name, key, nil
+}
+
+var configMapKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)

@@ -133,6 +133,9 @@ func TestFromAnnotationsInvalid(t *testing.T) {
 		{"relative secrets path", base(AnnotationSecretsPath, "vault/secrets"), AnnotationSecretsPath},
 		{"bad container list", base(AnnotationContainers, "a,,b"), AnnotationContainers},
 		{"bad refresh", base(AnnotationRefreshInterval, "100ms"), AnnotationRefreshInterval},
+		{"bad CA configmap", base(AnnotationCAConfigMap, "Vault_CA"), AnnotationCAConfigMap},
+		{"bad CA key", base(AnnotationCAConfigMap, "vault-ca/a b"), AnnotationCAConfigMap},
+		{"CA key traversal", base(AnnotationCAConfigMap, "vault-ca/.."), AnnotationCAConfigMap},
 		{"bad signal", base(AnnotationNotifySignal, "SIGKILL"), AnnotationNotifySignal},
 		{"signal without process", base(AnnotationNotifySignal, "SIGHUP"), AnnotationNotifyProcess},
 		{"bad command", base(AnnotationNotifyCommand, "reload now"), AnnotationNotifyCommand},
@@ -190,4 +193,41 @@ func FuzzFromAnnotations(f *testing.F) {
 			t.Fatalf("produced a config the agent rejects: %v\n%s", err, b)
 		}
 	})
+}
+
+func TestCAConfigMap(t *testing.T) {
+	ann := map[string]string{AnnotationRole: "r", Prefix + "secret-a": "secret/a"}
+	for _, tc := range []struct {
+		name, annotation, dflt, wantCM, wantKey string
+	}{
+		{"none", "", "", "", ""},
+		{"annotation, default key", "vault-ca", "", "vault-ca", "ca.crt"},
+		{"annotation with key", "trust/bundle.pem", "", "trust", "bundle.pem"},
+		{"operator default", "", "trust-bundle/ca-certificates.crt", "trust-bundle", "ca-certificates.crt"},
+		{"annotation wins over default", "vault-ca", "trust-bundle", "vault-ca", "ca.crt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := map[string]string{}
+			for k, v := range ann {
+				a[k] = v
+			}
+			if tc.annotation != "" {
+				a[AnnotationCAConfigMap] = tc.annotation
+			}
+			req, err := FromAnnotations(a, Defaults{Address: "https://vault:8200", AuthPath: "auth/kubernetes", RefreshInterval: time.Minute, SecretsPath: SecretsDir, CAConfigMap: tc.dflt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.CAConfigMap != tc.wantCM || req.CAKey != tc.wantKey {
+				t.Errorf("ConfigMap %q key %q, want %q %q", req.CAConfigMap, req.CAKey, tc.wantCM, tc.wantKey)
+			}
+			wantFile := ""
+			if tc.wantCM != "" {
+				wantFile = CAFile
+			}
+			if got := req.Agent.Identities[0].CACertFile; got != wantFile {
+				t.Errorf("CACertFile %q, want %q", got, wantFile)
+			}
+		})
+	}
 }

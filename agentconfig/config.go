@@ -34,6 +34,10 @@ const (
 	ConfigFile = ConfigDir + "/config.json"
 	// TemplatesDir holds the keys of the templates ConfigMap, when one is named.
 	TemplatesDir = "/vault/templates"
+	// CADir holds the CA certificate Vault's TLS is verified with, when a ConfigMap names one.
+	CADir = "/vault/ca"
+	// CAFile is the CA certificate in CADir.
+	CAFile = CADir + "/ca.crt"
 	// ServiceAccountTokenFile is the projected token with the Vault audience.
 	ServiceAccountTokenFile = "/var/run/secrets/vault-injector/token"
 	// TokenFile is where the agent keeps its Vault token (in HomeDir).

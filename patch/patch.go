@@ -42,6 +42,7 @@ const (
 	TokenVolume      = "vault-injector-token"
 	ConfigVolume     = "vault-injector-config"
 	TemplatesVolume  = "vault-injector-templates"
+	CAVolume         = "vault-injector-ca"
 	BinaryPath       = "/vault-injector"
 	defaultUID       = 65532
 	startupThreshold = 600 // one probe per second: ten minutes to log in and render
@@ -149,9 +150,9 @@ func (B *Builder) encoded(key string, v func() any) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// encodedVolumes returns our volumes, each encoded, memoised by the templates ConfigMap.
+// encodedVolumes returns our volumes, each encoded, memoised by the ConfigMaps they name.
 func (B *Builder) encodedVolumes(b *builder) ([]any, error) {
-	key := b.req.TemplatesConfigMap
+	key := b.req.TemplatesConfigMap + "\x00" + b.req.CAConfigMap + "\x00" + b.req.CAKey
 	B.mu.Lock()
 	vols, ok := B.vols[key]
 	B.mu.Unlock()
@@ -344,6 +345,9 @@ func (b *builder) status(apps []int) Status {
 	if b.req.TemplatesConfigMap != "" {
 		st.Volumes = append(st.Volumes, TemplatesVolume)
 	}
+	if b.req.CAConfigMap != "" {
+		st.Volumes = append(st.Volumes, CAVolume)
+	}
 	for _, i := range apps {
 		st.AppContainers = append(st.AppContainers, b.pod.Spec.Containers[i].Name)
 	}
@@ -372,6 +376,11 @@ func (b *builder) volumes() []corev1.Volume {
 		vols = append(vols, corev1.Volume{Name: TemplatesVolume, VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}})
 	}
+	if cm := b.req.CAConfigMap; cm != "" {
+		vols = append(vols, corev1.Volume{Name: CAVolume, VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm},
+				Items: []corev1.KeyToPath{{Key: b.req.CAKey, Path: strings.TrimPrefix(agentconfig.CAFile, agentconfig.CADir+"/")}}}}})
+	}
 	return vols
 }
 
@@ -384,6 +393,9 @@ func (b *builder) mounts() []corev1.VolumeMount {
 	}
 	if b.req.TemplatesConfigMap != "" {
 		m = append(m, corev1.VolumeMount{Name: TemplatesVolume, MountPath: agentconfig.TemplatesDir, ReadOnly: true})
+	}
+	if b.req.CAConfigMap != "" {
+		m = append(m, corev1.VolumeMount{Name: CAVolume, MountPath: agentconfig.CADir, ReadOnly: true})
 	}
 	return m
 }
@@ -426,7 +438,7 @@ func (b *builder) container(name string, once bool) corev1.Container {
 func (b *builder) encodedContainer(B *Builder, name string, once, native bool) (json.RawMessage, error) {
 	r := b.req.Resources
 	key := strings.Join([]string{"container", name, strconv.FormatBool(once), strconv.FormatBool(native),
-		strconv.FormatBool(b.req.TemplatesConfigMap != ""), r.CPURequest, r.CPULimit, r.MemoryRequest, r.MemoryLimit}, "\x00")
+		strconv.FormatBool(b.req.TemplatesConfigMap != ""), strconv.FormatBool(b.req.CAConfigMap != ""), r.CPURequest, r.CPULimit, r.MemoryRequest, r.MemoryLimit}, "\x00")
 	base, err := B.encoded(key, func() any {
 		c := b.container(name, once)
 		if native {
@@ -492,7 +504,7 @@ func selectContainers(cs []Container, names []string) ([]int, error) {
 }
 
 func checkConflicts(p *Pod, apps []int, secretsPath string) error {
-	ours := []string{SecretsVolume, HomeVolume, TokenVolume, ConfigVolume, TemplatesVolume}
+	ours := []string{SecretsVolume, HomeVolume, TokenVolume, ConfigVolume, TemplatesVolume, CAVolume}
 	for _, v := range p.Spec.Volumes {
 		if slices.Contains(ours, v.Name) {
 			return fmt.Errorf("pod already has a volume named %q, which the injector reserves", v.Name)

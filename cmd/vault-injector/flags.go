@@ -77,11 +77,13 @@ type mutatorFlags struct {
 	cpuReq, cpuLim, memReq, memLim                                               string
 	runAsUser                                                                    int64
 	excluded                                                                     string
+	caConfigMap                                                                  string
 }
 
 func (m *mutatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.vaultAddress, "vault-address", "https://vault.vault.svc:8200", "Vault address the agent uses unless a pod sets vault-injector.io/address")
 	fs.StringVar(&m.authPath, "auth-path", "auth/kubernetes", "Vault kubernetes auth mount unless a pod sets vault-injector.io/auth-path")
+	fs.StringVar(&m.caConfigMap, "vault-ca-configmap", "", "ConfigMap, present in every opted-in namespace (e.g. distributed by trust-manager), holding the CA of Vault's TLS certificate, as <name> (key ca.crt) or <name>/<key>, unless a pod sets vault-injector.io/ca-configmap (empty: the system roots of the agent image)")
 	fs.StringVar(&m.agentImage, "agent-image", DefaultAgentImage, "image of the injected agent containers")
 	fs.StringVar(&m.pullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "imagePullPolicy of the injected containers: Always, IfNotPresent or Never")
 	fs.StringVar(&m.style, "sidecar-style", string(patch.StyleNative), "native (init container with restartPolicy Always, Kubernetes >= 1.29) or classic (init container + sidecar)")
@@ -143,6 +145,11 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 		}
 		q.list[q.name] = v
 	}
+	if m.caConfigMap != "" {
+		if _, _, err := agentconfig.ParseConfigMapKey(m.caConfigMap); err != nil {
+			return nil, fmt.Errorf("--vault-ca-configmap=%q: expected <name> or <name>/<key>: %w", m.caConfigMap, err)
+		}
+	}
 	var excluded []string
 	for _, ns := range strings.Split(m.excluded, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
@@ -155,6 +162,7 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 			AuthPath:        authPath,
 			RefreshInterval: m.refresh,
 			SecretsPath:     m.secretsPath,
+			CAConfigMap:     m.caConfigMap,
 		},
 		Settings: patch.Settings{
 			AgentImage:             m.agentImage,

@@ -126,6 +126,7 @@ configuration.
 - {{ printf "--listen=:%d" (int64 $w.port) | quote }}
 - {{ printf "--vault-address=%s" $w.vaultAddress | quote }}
 - {{ printf "--auth-path=%s" $w.authPath | quote }}
+- {{ printf "--vault-ca-configmap=%s" $w.vaultCAConfigMap | quote }}
 - {{ printf "--agent-image=%s" (include "vault-injector.agentImage" .) | quote }}
 - {{ printf "--agent-image-pull-policy=%s" $w.agentImagePullPolicy | quote }}
 - {{ printf "--sidecar-style=%s" $w.sidecarStyle | quote }}

@@ -10,31 +10,10 @@ import (
 var defaults = Defaults{Address: "https://vault:8200", AuthPath: "auth/kubernetes", RefreshInterval: 5 * time.Minute, SecretsPath: SecretsDir}
 
 func TestFromAnnotationsValid(t *testing.T) {
+	// Annotations of other tools (and other prefixes) are none of our business.
 	req, err := FromAnnotations(map[string]string{
-		AnnotationRole:                "app",
-		AnnotationAuthPath:            "k8s-prod/",
-		AnnotationAddress:             "https://vault.example:8200/",
-		Prefix + "secret-db":          "/database/creds/app/",
-		Prefix + "template-db":        "{{ with secret \"database/creds/app\" }}{{ .Data.username }}{{ end }}",
-		Prefix + "file-db":            "conf/db.env",
-		Prefix + "perms-db":           "0400",
-		Prefix + "secret-kv":          "secret/data/app",
-		AnnotationRefreshInterval:     "30s",
-		AnnotationNotifyProcess:       "nginx",
-		AnnotationContainers:          "app, web",
-		AnnotationTemplatesConfigMap:  "tmpl",
-		AnnotationMemoryLimit:         "32Mi",
-		"example.com/unrelated":       "ignored",
-		AnnotationRevokeOnShutdown:    "false",
-		AnnotationNamespace:           "team-a/",
-		AnnotationTLSServerName:       "vault.internal",
-		"vault.hashicorp.com/role":    "not ours",
-		AnnotationStatus + "-ignored": "x",
-	}, defaults)
-	if err == nil {
-		t.Fatalf("unknown key %s accepted", AnnotationStatus+"-ignored")
-	}
-	req, err = FromAnnotations(map[string]string{
+		"example.com/unrelated":      "ignored",
+		"vault.hashicorp.com/role":   "not ours",
 		AnnotationRole:               "app",
 		AnnotationAuthPath:           "k8s-prod/",
 		AnnotationAddress:            "https://vault.example:8200/",
@@ -134,6 +113,7 @@ func TestFromAnnotationsInvalid(t *testing.T) {
 		{"bad container list", base(AnnotationContainers, "a,,b"), AnnotationContainers},
 		{"bad refresh", base(AnnotationRefreshInterval, "100ms"), AnnotationRefreshInterval},
 		{"bad CA configmap", base(AnnotationCAConfigMap, "Vault_CA"), AnnotationCAConfigMap},
+		{"unknown key near ours", base(AnnotationStatus+"-ignored", "x"), AnnotationStatus + "-ignored"},
 		{"bad CA key", base(AnnotationCAConfigMap, "vault-ca/a b"), AnnotationCAConfigMap},
 		{"CA key traversal", base(AnnotationCAConfigMap, "vault-ca/.."), AnnotationCAConfigMap},
 		{"bad signal", base(AnnotationNotifySignal, "SIGKILL"), AnnotationNotifySignal},

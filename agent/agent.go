@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/internal/cliflags"
 )
 
 // TerminationLog is where Kubernetes reads a container's termination message.
@@ -35,21 +36,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ready" {
 		return ready(args[1:], stderr)
 	}
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs := cliflags.New("agent", "agent [flags] | agent ready")
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", agentconfig.ConfigFile, "agent config file (written by the webhook) [$VAULT_INJECTOR_CONFIG]")
-	once := fs.Bool("once", false, "render everything once and exit (init containers) [$VAULT_INJECTOR_ONCE]")
-	budget := fs.Duration("retry-budget", 2*time.Minute, "how long --once keeps retrying an unreachable Vault [$VAULT_INJECTOR_RETRY_BUDGET]")
-	level := fs.String("log-level", "info", "debug, info, warn or error [$VAULT_INJECTOR_LOG_LEVEL]")
-	for name, env := range map[string]string{"config": "VAULT_INJECTOR_CONFIG", "once": "VAULT_INJECTOR_ONCE", "retry-budget": "VAULT_INJECTOR_RETRY_BUDGET", "log-level": "VAULT_INJECTOR_LOG_LEVEL"} {
-		if v, ok := os.LookupEnv(env); ok {
-			_ = fs.Set(name, v)
-		}
-	}
-	if err := fs.Parse(args); err != nil {
+	cfgPath := fs.String("config", agentconfig.ConfigFile, "agent config file (written by the webhook)")
+	once := fs.Bool("once", false, "render everything once and exit (init containers, mode init)")
+	budget := fs.Duration("retry-budget", 2*time.Minute, "how long --once keeps retrying an unreachable Vault before failing")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := cliflags.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	var lvl slog.Level

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -103,3 +104,14 @@ func FuzzRender(f *testing.F) {
 }
 
 func writeTestFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+func TestMainFlagErrors(t *testing.T) {
+	t.Setenv("VAULT_INJECTOR_RETRY_BUDGET", "soon")
+	var stderr strings.Builder
+	if code := Main(context.Background(), []string{"--config", "/nonexistent"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2 for a bad environment value", code)
+	}
+	if !strings.Contains(stderr.String(), `VAULT_INJECTOR_RETRY_BUDGET="soon"`) {
+		t.Errorf("stderr %q does not name the variable", stderr.String())
+	}
+}

@@ -21,50 +21,6 @@ import (
 	"github.com/vault-injector/vault-injector/webhook"
 )
 
-// envName is the environment variable that overrides a flag: --vault-address →
-// VAULT_INJECTOR_VAULT_ADDRESS.
-func envName(flagName string) string {
-	return "VAULT_INJECTOR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// newFlagSet returns a flag set whose usage lists each flag's env override.
-func newFlagSet(name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "Usage: vault-injector %s\n\nFlags (each can also be set by the environment variable shown):\n", synopsis)
-		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" {
-				def = fmt.Sprintf(" (default %q)", f.DefValue)
-			}
-			fmt.Fprintf(out, "  --%s%s  [$%s]\n      %s\n", f.Name, def, envName(f.Name), f.Usage)
-		})
-	}
-	return fs
-}
-
-// parse parses args, then fills every flag not given on the command line from its env var.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, e)
-			}
-		}
-	})
-	return err
-}
-
 // DefaultAgentImage is the image the Helm chart installs; `make image` builds it.
 var DefaultAgentImage = "ghcr.io/vault-injector/vault-injector:" + version
 

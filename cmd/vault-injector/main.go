@@ -20,6 +20,7 @@ import (
 
 	"github.com/vault-injector/vault-injector/agent"
 	"github.com/vault-injector/vault-injector/inject"
+	"github.com/vault-injector/vault-injector/internal/cliflags"
 	"github.com/vault-injector/vault-injector/webhook"
 )
 
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("webhook", "webhook [flags]")
+	fs := cliflags.New("webhook", "webhook [flags]")
 	fs.SetOutput(stderr)
 	var mf mutatorFlags
 	mf.register(fs)
@@ -89,7 +90,7 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", ":8443", "address to serve HTTPS on")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGTERM")
-	if err := parse(fs, args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, *logLevel)
@@ -119,13 +120,13 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("inject", "inject -f FILE|- [-n NAMESPACE] [flags]")
+	fs := cliflags.New("inject", "inject -f FILE|- [-n NAMESPACE] [flags]")
 	fs.SetOutput(stderr)
 	var mf mutatorFlags
 	mf.register(fs)
 	file := fs.String("f", "-", "YAML file to inject, - for stdin")
 	ns := fs.String("n", "", "namespace the objects would be created in (default: their own, else \"default\")")
-	if err := parse(fs, args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

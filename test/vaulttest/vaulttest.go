@@ -1,5 +1,6 @@
-// Package vaulttest starts a real Vault server in dev mode on loopback for tests, from the
-// binary `make tools` builds.
+// Package vaulttest starts a real Vault server in dev mode on loopback for tests (HTTP, or
+// HTTPS with a CA of its own), from the binary `make tools` builds, and a TokenReview stand-in
+// so Vault's kubernetes auth works in tests that run without a cluster.
 package vaulttest
 
 import (

@@ -79,7 +79,11 @@ type Request struct {
 	// CAConfigMap and CAKey name the ConfigMap key holding the CA that verifies Vault's TLS
 	// certificate, if any.
 	CAConfigMap, CAKey string
-	Resources          Resources
+	// AgentJSON is Agent as Config.Marshal encodes it, when the caller has it already (the
+	// webhook memoises requests); nil means encode Agent. A Request is never modified once
+	// built, so one can serve many pods.
+	AgentJSON []byte
+	Resources Resources
 }
 
 // Resources are per-pod overrides of the injected containers' resources; empty means the

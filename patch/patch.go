@@ -256,9 +256,11 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	if err := checkConflicts(p, apps, req.SecretsPath); err != nil {
 		return nil, err
 	}
-	cfgJSON, err := req.Agent.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("encode agent config: %w", err)
+	cfgJSON := req.AgentJSON
+	if cfgJSON == nil {
+		if cfgJSON, err = req.Agent.Marshal(); err != nil {
+			return nil, fmt.Errorf("encode agent config: %w", err)
+		}
 	}
 	res, err := resources(s.Resources, req.Resources)
 	if err != nil {

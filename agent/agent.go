@@ -202,8 +202,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Info("rendered all files; ready", "files", len(a.templates()), "elapsed", time.Since(a.started).Round(time.Millisecond).String())
 				first = false
 				if a.trimMemory {
-					if _, err := trimStartupPages(); err != nil {
+					if n, err := trimStartupPages(); err != nil {
 						a.log.Debug("start-up pages not released", "error", err.Error())
+					} else {
+						a.log.Debug("released start-up pages", "bytes", n)
 					}
 				}
 			} else if len(changed) > 0 {

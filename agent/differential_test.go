@@ -41,9 +41,6 @@ func seedCorpusData(t *testing.T, e *vaultEnv) {
 func TestDifferentialConsulTemplate(t *testing.T) {
 	ct, err := vaulttest.ConsulTemplateBinary()
 	if err != nil {
-		if os.Getenv("VAULT_INJECTOR_REQUIRE_TOOLS") == "" {
-			t.Skipf("%v (set VAULT_INJECTOR_REQUIRE_TOOLS=1 to make this a failure)", err)
-		}
 		t.Fatal(err)
 	}
 	e := startVault(t, `

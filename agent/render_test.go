@@ -95,7 +95,9 @@ func FuzzRender(f *testing.F) {
 	bigNumber := regexp.MustCompile(`[0-9]{3,}`)
 	f.Fuzz(func(t *testing.T, text string) {
 		if strings.Contains(text, "range") && bigNumber.MatchString(text) {
-			t.Skip("`range N` with a large N runs long by design; output is capped, CPU is not")
+			// Outside the target's domain: `range N` with a large N and an empty body runs as
+			// long as the template's author asked (output is capped, CPU is not).
+			return
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

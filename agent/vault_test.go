@@ -565,9 +565,6 @@ func TestMainOnceExitCodes(t *testing.T) {
 // TestTLSVaultWithCAFile: the agent verifies Vault's certificate against the configured CA
 // file, and refuses the server when it is not given one.
 func TestTLSVaultWithCAFile(t *testing.T) {
-	if _, err := vaulttest.Binary(); err != nil && os.Getenv("VAULT_INJECTOR_REQUIRE_TOOLS") == "" {
-		t.Skip(err)
-	}
 	v, err := vaulttest.StartTLS(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Version is the schema version written into every Config. The agent refuses a config whose
@@ -187,11 +186,7 @@ func (c *Config) Identity(name string) (Identity, bool) {
 // Marshal returns the compact JSON the webhook writes into the pod. It runs on every admission,
 // so it uses encoding/json/v2 (go-json-experiment), which is faster and leaves <, > and & in
 // templates readable instead of escaping them as \u003c.
-func (c *Config) Marshal() ([]byte, error) {
-	// Invalid UTF-8 in an annotation becomes U+FFFD, as encoding/json (v1) does, instead of
-	// failing the admission.
-	return jsonv2.Marshal(c, jsonv2.Deterministic(true), jsontext.AllowInvalidUTF8(true))
-}
+func (c *Config) Marshal() ([]byte, error) { return jsonv2.Marshal(c, jsonv2.Deterministic(true)) }
 
 // Parse reads a config written by Marshal and validates it, so an agent never runs with a
 // config the webhook would not have produced.

@@ -46,14 +46,14 @@ func main() {
 }
 
 type result struct {
-	name          string
-	rps           float64
-	p50, p99      time.Duration
-	errors        int
-	rssKiB, hwKiB int
-	lat           []time.Duration
-	elapsed       time.Duration
-	roundRPS      []float64
+	name     string
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+	hwKiB    int
+	lat      []time.Duration
+	elapsed  time.Duration
+	roundRPS []float64
 }
 
 func run(bin string, conc, rounds int, dur, warm time.Duration) error {
@@ -134,7 +134,7 @@ func run(bin string, conc, rounds int, dur, warm time.Duration) error {
 		if len(r.lat) > 0 {
 			r.p50, r.p99 = r.lat[len(r.lat)/2], r.lat[len(r.lat)*99/100]
 		}
-		r.rssKiB, r.hwKiB = procstat.Memory(sv.pid)
+		_, r.hwKiB = procstat.Memory(sv.pid)
 		results = append(results, r)
 	}
 	fmt.Printf("\n%-58s %10s %9s %9s %9s %7s\n", "server", "req/s", "p50", "p99", "peak RSS", "errors")

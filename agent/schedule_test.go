@@ -14,8 +14,8 @@ import (
 // fakeBackend issues a new lease on every read and counts reads and logins; its token cannot
 // be renewed past the TTL it was issued with.
 type fakeBackend struct {
-	reads, logins int
-	token         string
+	reads, logins, revokes int
+	token                  string
 }
 
 func (f *fakeBackend) Login(context.Context) (*api.SecretAuth, error) {
@@ -35,13 +35,13 @@ func (f *fakeBackend) Write(ctx context.Context, p string, _ map[string]any) (*a
 func (f *fakeBackend) RenewLease(context.Context, string, int) (*api.Secret, error) {
 	return &api.Secret{LeaseDuration: 600, Renewable: true}, nil
 }
-func (f *fakeBackend) RevokeLease(context.Context, string) error { return nil }
+func (f *fakeBackend) RevokeLease(context.Context, string) error { f.revokes++; return nil }
 
 // RenewToken answers with less than asked: the token is at its max TTL.
 func (f *fakeBackend) RenewToken(context.Context, int) (*api.Secret, error) {
 	return &api.Secret{Auth: &api.SecretAuth{ClientToken: "t", LeaseDuration: 5, Renewable: true}}, nil
 }
-func (f *fakeBackend) RevokeToken(context.Context) error { return nil }
+func (f *fakeBackend) RevokeToken(context.Context) error { f.revokes++; return nil }
 func (f *fakeBackend) Token() string                     { return f.token }
 func (f *fakeBackend) SetToken(t string)                 { f.token = t }
 
@@ -103,5 +103,38 @@ func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
 	b.reset()
 	if d := b.next(); d > 250*time.Millisecond {
 		t.Errorf("after reset: %s, want <= 250ms", d)
+	}
+}
+
+// revoke-on-shutdown: on by default once a secret is leased, and "false" keeps leases and token
+// alive past the pod (for credentials another process keeps using).
+func TestRevokeOnShutdownSetting(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		name    string
+		setting *bool
+		revokes int
+	}{
+		{"default with a lease", nil, 2}, // the lease and the token
+		{"explicitly off", &off, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &agentconfig.Config{
+				Version: agentconfig.Version, Mode: agentconfig.ModeSidecar,
+				Identities: []agentconfig.Identity{{Name: agentconfig.DefaultIdentity, Method: "kubernetes", AuthPath: "auth/kubernetes", Role: "r", Address: "http://vault"}},
+				Secrets:    []agentconfig.Secret{{Name: "db", Identity: agentconfig.DefaultIdentity, Path: "database/creds/app", File: "db", Perms: 0o600}},
+				SecretsDir: t.TempDir(), HomeDir: t.TempDir(), ServiceAccountTokenFile: "/dev/null",
+				RefreshInterval: agentconfig.Duration(time.Hour), RevokeOnShutdown: tc.setting,
+			}
+			fb := &fakeBackend{}
+			a := NewWithBackends(cfg, slog.New(slog.DiscardHandler), map[string]Backend{agentconfig.DefaultIdentity: fb})
+			if _, err := a.pass(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			a.shutdown()
+			if fb.revokes != tc.revokes {
+				t.Errorf("%d revocations, want %d", fb.revokes, tc.revokes)
+			}
+		})
 	}
 }

@@ -21,10 +21,12 @@ import (
 // File is one entry of the image's only layer.
 type File struct {
 	Mode os.FileMode
-	// Content, or Source (a path on this machine), or Link (a symlink target).
-	Content []byte
-	Source  string
-	Link    string
+	// Content, or Source (a path on this machine), or Generate (content made when the
+	// image is written), or Link (a symlink target).
+	Content  []byte
+	Source   string
+	Generate func() ([]byte, error)
+	Link     string
 }
 
 // Spec describes an image.
@@ -116,10 +118,17 @@ func layer(files map[string]File) ([]byte, error) {
 			continue
 		}
 		content := f.Content
-		if f.Source != "" {
+		switch {
+		case f.Source != "":
 			b, err := os.ReadFile(f.Source)
 			if err != nil {
 				return nil, err
+			}
+			content = b
+		case f.Generate != nil:
+			b, err := f.Generate()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			content = b
 		}
@@ -137,11 +146,16 @@ func layer(files map[string]File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Product is the vault-injector image: the static binary alone, run as a non-root user.
+// Product is the vault-injector image: the static binary, run as a non-root user, and the
+// public CAs (so the agent verifies a publicly trusted Vault without a CA ConfigMap).
 func Product(tag, binary string) Spec {
 	return Spec{
-		Tag:        tag,
-		Files:      map[string]File{"vault-injector": {Mode: 0o755, Source: binary}, "etc/passwd": {Mode: 0o644, Content: []byte("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n")}},
+		Tag: tag,
+		Files: map[string]File{
+			"vault-injector": {Mode: 0o755, Source: binary},
+			"etc/passwd":     {Mode: 0o644, Content: []byte("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n")},
+			CABundlePath:     {Mode: 0o644, Generate: CABundle},
+		},
 		Entrypoint: []string{"/vault-injector"},
 		User:       "65532:65532",
 	}

@@ -3,8 +3,11 @@ package certs
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -68,4 +71,36 @@ func (s *SelfManaged) publish(ctx context.Context, bundle []byte) error {
 		return nil
 	}
 	return fmt.Errorf("patch caBundle of MutatingWebhookConfiguration %s: it kept changing under us (%d conflicts in a row)", s.opts.WebhookConfigName, maxConflicts)
+}
+
+// liveCAs are the unexpired CAs in the caBundle of our configuration's webhooks, as the API
+// server has them now (none when there is no configuration, or we do not manage caBundle).
+// A bundle that does not parse holds no CA we could keep trusting.
+func (s *SelfManaged) liveCAs(ctx context.Context, now time.Time) ([]*x509.Certificate, error) {
+	if s.opts.WebhookConfigName == "" {
+		return nil, nil
+	}
+	mwc, err := s.client.GetWebhookConfig(ctx, s.opts.WebhookConfigName)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get MutatingWebhookConfiguration %s for its caBundle: %w", s.opts.WebhookConfigName, err)
+	}
+	var out []*x509.Certificate
+	for _, wh := range mwc.Webhooks {
+		certs, err := parseCerts(wh.ClientConfig.CABundle)
+		if err != nil {
+			continue
+		}
+		for _, c := range certs {
+			if c.IsCA && now.Before(c.NotAfter) && !slices.ContainsFunc(out, c.Equal) {
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) > 0 {
+		s.log.Info("keeping the CAs of the live caBundle trusted next to the new CA", "cas", describe(out))
+	}
+	return out, nil
 }

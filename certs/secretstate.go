@@ -14,8 +14,8 @@ type state struct {
 	bundle         []*x509.Certificate
 }
 
-// fresh is a new CA and serving certificate.
-func (s *SelfManaged) fresh(now time.Time) (*state, error) {
+// fresh is a new CA and serving certificate; the bundle also keeps the live CAs.
+func (s *SelfManaged) fresh(now time.Time, live []*x509.Certificate) (*state, error) {
 	ca, err := newCA(now, s.opts.CALifetime)
 	if err != nil {
 		return nil, err
@@ -24,7 +24,7 @@ func (s *SelfManaged) fresh(now time.Time) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &state{ca: ca, leaf: leaf, bundle: []*x509.Certificate{ca.cert}}, nil
+	return &state{ca: ca, leaf: leaf, bundle: append([]*x509.Certificate{ca.cert}, live...)}, nil
 }
 
 // parse reads what it can of the Secret; advance replaces what is missing or broken. Each

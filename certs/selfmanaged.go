@@ -273,6 +273,7 @@ const maxConflicts = 8
 func (s *SelfManaged) Reconcile(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	seen := s.trusted
 	var st *state
 	for attempt := 0; ; attempt++ {
 		if attempt == maxConflicts {
@@ -281,7 +282,13 @@ func (s *SelfManaged) Reconcile(ctx context.Context) error {
 		now := s.opts.Now()
 		sec, err := s.client.GetSecret(ctx, s.opts.Namespace, s.opts.SecretName)
 		if apierrors.IsNotFound(err) {
-			if st, err = s.fresh(now); err != nil {
+			// Deleted (or never made): replicas may still serve certificates of the CAs in
+			// caBundle until their next sync, so those stay trusted next to the new CA.
+			live, err := s.liveCAs(ctx, now)
+			if err != nil {
+				return err
+			}
+			if st, err = s.fresh(now, live); err != nil {
 				return err
 			}
 			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: s.opts.SecretName, Namespace: s.opts.Namespace}, Type: corev1.SecretTypeTLS}
@@ -302,6 +309,14 @@ func (s *SelfManaged) Reconcile(ctx context.Context) error {
 			return fmt.Errorf("get secret %s/%s: %w", s.opts.Namespace, s.opts.SecretName, err)
 		}
 		st = s.parse(sec)
+		if st.ca == nil && st.next == nil {
+			// A CA is about to be made from scratch: as for a deleted Secret.
+			live, err := s.liveCAs(ctx, now)
+			if err != nil {
+				return err
+			}
+			st.bundle = append(st.bundle, live...)
+		}
 		changes, err := s.advance(st, now)
 		if err != nil {
 			return err
@@ -323,9 +338,15 @@ func (s *SelfManaged) Reconcile(ctx context.Context) error {
 			"ca", describe([]*x509.Certificate{st.ca.cert}), "not_after", ts(st.leaf.cert.NotAfter))
 		break
 	}
-	s.serve(st)
-	s.next = s.due(st, s.opts.Now())
-	return s.publish(ctx, encodeBundle(st.bundle))
+	now := s.opts.Now()
+	bundle := encodeBundle(st.bundle)
+	waiting := s.serve(st, seen, bundle, now)
+	s.next = s.due(st, now)
+	if c := s.cur.Load(); waiting && (s.next.IsZero() || c.Leaf.NotAfter.Before(s.next)) {
+		// The switch waits for the regular sync, but not past the served certificate's expiry.
+		s.next = c.Leaf.NotAfter
+	}
+	return s.publish(ctx, bundle)
 }
 
 // reconcileBounded is Reconcile with a deadline, so a hung API call cannot stall rotation.

@@ -73,7 +73,7 @@ func (c *trustChecker) report() {
 }
 
 // TestDeletedSecretKeepsServedCertificatesTrusted: two replicas share the Secret; it is
-// deleted; one replica regenerates a CA while the other still serves the old CA's certificate
+// deleted (or garbled); one replica regenerates a CA while the other still serves the old CA's certificate
 // until its next sync. Before every write to the API and after every pass, whatever either
 // replica serves must verify against the caBundle the API server has then (no failed
 // admission), and in the end both serve the new CA's certificate.
@@ -84,10 +84,13 @@ func TestDeletedSecretKeepsServedCertificatesTrusted(t *testing.T) {
 		bEvery int
 		// expiredInBundle: the live caBundle also holds an expired CA, which must not be kept.
 		expiredInBundle bool
+		// garbled: the Secret is overwritten with garbage instead of deleted.
+		garbled bool
 	}{
-		{"other replica syncs a minute later", 1, false},
-		{"other replica syncs three minutes later", 3, false},
-		{"expired CA in caBundle is dropped", 1, true},
+		{"other replica syncs a minute later", 1, false, false},
+		{"other replica syncs three minutes later", 3, false, false},
+		{"expired CA in caBundle is dropped", 1, true, false},
+		{"secret garbled instead of deleted", 1, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := newFakeAPI(t, webhookConfig())
@@ -113,7 +116,15 @@ func TestDeletedSecretKeepsServedCertificatesTrusted(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := api.CoreV1().Secrets(testNS).Delete(t.Context(), testSecret, metav1.DeleteOptions{}); err != nil {
+			if tc.garbled {
+				sec := api.secret(t).DeepCopy()
+				for k := range sec.Data {
+					sec.Data[k] = []byte("garbage")
+				}
+				if _, err := api.CoreV1().Secrets(testNS).Update(t.Context(), sec, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := api.CoreV1().Secrets(testNS).Delete(t.Context(), testSecret, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 

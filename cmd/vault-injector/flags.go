@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -68,19 +67,72 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 	if m.tokenExpiration < 10*time.Minute {
 		return nil, fmt.Errorf("--token-expiration=%s: the API server's minimum is 10m", m.tokenExpiration)
 	}
-	authPath := strings.Trim(m.authPath, "/")
-	if authPath == "" {
-		return nil, fmt.Errorf("--auth-path is empty: expected a mount like auth/kubernetes")
-	}
-	if !strings.HasPrefix(authPath, "auth/") {
-		authPath = "auth/" + authPath
-	}
-	if !strings.HasPrefix(m.vaultAddress, "https://") && !strings.HasPrefix(m.vaultAddress, "http://") {
-		return nil, fmt.Errorf("--vault-address=%q: expected a URL like https://vault.vault.svc:8200", m.vaultAddress)
-	}
 	if m.agentImage == "" {
 		return nil, fmt.Errorf("--agent-image is empty: expected an image reference")
 	}
+	defaults, err := m.defaults()
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.resources()
+	if err != nil {
+		return nil, err
+	}
+	var excluded []string
+	for _, ns := range strings.Split(m.excluded, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			excluded = append(excluded, ns)
+		}
+	}
+	return &webhook.Mutator{
+		Defaults: defaults,
+		Settings: patch.Settings{
+			AgentImage:             m.agentImage,
+			ImagePullPolicy:        pp,
+			Style:                  style,
+			TokenAudience:          m.audience,
+			TokenExpirationSeconds: int64(m.tokenExpiration / time.Second),
+			Resources:              res,
+			RunAsUser:              m.runAsUser,
+		},
+		ExcludedNamespaces: excluded,
+	}, nil
+}
+
+// defaults checks the flags that stand in for a pod annotation with that annotation's own
+// parser, so a value a pod could not set fails here, naming the flag, instead of denying every
+// pod with an error that blames the pod.
+func (m *mutatorFlags) defaults() (agentconfig.Defaults, error) {
+	d := agentconfig.Defaults{RefreshInterval: m.refresh, CAConfigMap: m.caConfigMap}
+	for _, f := range []struct {
+		flag, val string
+		parse     func(string) (string, error)
+		dst       *string
+	}{
+		{"vault-address", m.vaultAddress, agentconfig.ParseAddress, &d.Address},
+		{"auth-path", m.authPath, agentconfig.ParseAuthPath, &d.AuthPath},
+		{"secrets-path", m.secretsPath, agentconfig.ParseSecretsPath, &d.SecretsPath},
+	} {
+		v, err := f.parse(f.val)
+		if err != nil {
+			return d, flagError(f.flag, f.val, err)
+		}
+		*f.dst = v
+	}
+	if err := agentconfig.CheckRefreshInterval(m.refresh); err != nil {
+		return d, flagError("refresh-interval", m.refresh.String(), err)
+	}
+	if m.caConfigMap != "" { // empty: the system roots
+		if _, _, err := agentconfig.ParseCAConfigMap(m.caConfigMap); err != nil {
+			return d, flagError("vault-ca-configmap", m.caConfigMap, err)
+		}
+	}
+	return d, nil
+}
+
+// resources reads the --agent-* quantities with the parser of the agent-* annotations; an
+// empty flag means none.
+func (m *mutatorFlags) resources() (corev1.ResourceRequirements, error) {
 	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	for _, q := range []struct {
 		flag, val string
@@ -95,42 +147,18 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 		if q.val == "" {
 			continue
 		}
-		v, err := resource.ParseQuantity(q.val)
+		v, err := agentconfig.ParseResource(q.val)
 		if err != nil {
-			return nil, fmt.Errorf("--%s=%q: expected a quantity like 10m or 16Mi: %w", q.flag, q.val, err)
+			return res, flagError(q.flag, q.val, err)
 		}
 		q.list[q.name] = v
 	}
-	if m.caConfigMap != "" {
-		if _, _, err := agentconfig.ParseConfigMapKey(m.caConfigMap); err != nil {
-			return nil, fmt.Errorf("--vault-ca-configmap=%q: expected <name> or <name>/<key>: %w", m.caConfigMap, err)
-		}
-	}
-	var excluded []string
-	for _, ns := range strings.Split(m.excluded, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			excluded = append(excluded, ns)
-		}
-	}
-	return &webhook.Mutator{
-		Defaults: agentconfig.Defaults{
-			Address:         strings.TrimRight(m.vaultAddress, "/"),
-			AuthPath:        authPath,
-			RefreshInterval: m.refresh,
-			SecretsPath:     m.secretsPath,
-			CAConfigMap:     m.caConfigMap,
-		},
-		Settings: patch.Settings{
-			AgentImage:             m.agentImage,
-			ImagePullPolicy:        pp,
-			Style:                  style,
-			TokenAudience:          m.audience,
-			TokenExpirationSeconds: int64(m.tokenExpiration / time.Second),
-			Resources:              res,
-			RunAsUser:              m.runAsUser,
-		},
-		ExcludedNamespaces: excluded,
-	}, nil
+	return res, nil
+}
+
+// flagError names the flag and its value, as AnnotationError names an annotation.
+func flagError(flag, val string, err error) error {
+	return fmt.Errorf("--%s=%q: %w", flag, val, err)
 }
 
 // Serving-certificate modes of `webhook`.

@@ -140,7 +140,7 @@ func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, []strin
 		// The template's pods will be owned by a Job: judge them as such (for warnings).
 		pod.Metadata.OwnerReferences = append(pod.Metadata.OwnerReferences, patch.OwnerReference{Kind: "Job"})
 	}
-	res := m.MutatePod(pod, ns)
+	res := m.MutatePodAs(pod, webhook.DecodeRunAs(podJSON), ns)
 	switch res.Outcome {
 	case webhook.Denied:
 		name := objectName(obj)

@@ -26,6 +26,15 @@ import (
 // is far smaller, so anything above this is not a review we should read into memory.
 const MaxBodyBytes = 4 << 20
 
+// Outcome and reasons of requests that are not admission decisions.
+const (
+	outcomeError   Outcome = "error"
+	reasonTooLarge         = "too-large"
+	reasonBusy             = "too-many-in-flight"
+)
+
+var tooLargeMessage = fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)
+
 // review is the part of an AdmissionReview we decode. The object is decoded straight into the
 // pod view, in the same pass as the review, and only the fields the patch needs: much cheaper
 // than keeping it raw and decoding a whole corev1.Pod.
@@ -44,7 +53,7 @@ type reviewRequest struct {
 	Namespace string                      `json:"namespace"`
 	Name      string                      `json:"name"`
 	Operation admissionv1.Operation       `json:"operation"`
-	Object    *patch.Pod                  `json:"object"`
+	Object    *admittedPod                `json:"object"`
 	SubRes    string                      `json:"subResource"`
 	Resource  metav1.GroupVersionResource `json:"resource"`
 }
@@ -54,6 +63,10 @@ type Handler struct {
 	Mutator *Mutator
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Limits bound the requests served at once; the zero value means the defaults.
+	Limits Limits
+
+	inFlight inFlight
 }
 
 // httpError is a malformed request: answered with its status, never with a review.
@@ -65,6 +78,11 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	release, ok := h.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	start := time.Now()
 	resp, rv, outcome, reason, err := h.handle(w, r)
 	if err == nil && resp.Allowed && resp.Result == nil {
@@ -109,7 +127,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // handle returns the response to send, or an error for a request that is not a valid review.
 func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionResponse, *review, Outcome, string, error) {
-	const outcomeError, errReason = Outcome("error"), "bad-request"
+	const errReason = "bad-request"
 	if r.Method != http.MethodPost {
 		return nil, nil, outcomeError, "method", &httpError{http.StatusMethodNotAllowed, "method " + r.Method + " not allowed: POST an AdmissionReview"}
 	}
@@ -125,7 +143,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 	if err := jsonv2.UnmarshalRead(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &rv, decodeOptions); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, nil, outcomeError, "too-large", &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}
+			return nil, nil, outcomeError, reasonTooLarge, &httpError{http.StatusRequestEntityTooLarge, tooLargeMessage}
 		}
 		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "decode AdmissionReview: " + err.Error()}
 	}
@@ -148,7 +166,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 	if req.Object == nil {
 		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "AdmissionReview request has no object"}
 	}
-	res := h.Mutator.MutatePod(req.Object, req.Namespace)
+	res := h.Mutator.MutatePodAs(&req.Object.Pod, &req.Object.runAs, req.Namespace)
 	name := req.Name
 	if name == "" {
 		name = req.Object.DisplayName()
@@ -164,7 +182,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 		p, err := patch.AppendMarshal((*rv.patchBuf)[:0], res.Patch)
 		*rv.patchBuf = p
 		if err != nil {
-			return nil, nil, "error", "encode-patch", fmt.Errorf("encode patch: %w", err)
+			return nil, nil, outcomeError, "encode-patch", fmt.Errorf("encode patch: %w", err)
 		}
 		pt := admissionv1.PatchTypeJSONPatch
 		resp.Patch, resp.PatchType, resp.Warnings = p, &pt, res.Warnings

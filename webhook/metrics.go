@@ -36,3 +36,12 @@ func (m *Metrics) observe(o Outcome, reason string, d time.Duration) {
 	m.requests.WithLabelValues(string(o), reason).Inc()
 	m.duration.Observe(d.Seconds())
 }
+
+// reject counts a request refused before it was read (too large, too many in flight); its
+// time is not an admission's, so it stays out of the duration histogram.
+func (m *Metrics) reject(reason string) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(string(outcomeError), reason).Inc()
+}

@@ -129,11 +129,17 @@ func (m *Mutator) Mutate(raw []byte, ns string) Result {
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonBadPod, Err: err}
 	}
-	return m.MutatePod(pod, ns)
+	return m.MutatePodAs(pod, DecodeRunAs(raw), ns)
 }
 
 // MutatePod is Mutate for an already decoded pod view.
 func (m *Mutator) MutatePod(pod *patch.Pod, ns string) Result {
+	return m.MutatePodAs(pod, nil, ns)
+}
+
+// MutatePodAs is MutatePod with the users the pod's containers run as (nil: unknown), which
+// only warnings depend on.
+func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if ns == "" && pod.Metadata != nil {
 		ns = pod.Metadata.Namespace
 	}
@@ -147,6 +153,9 @@ func (m *Mutator) MutatePod(pod *patch.Pod, ns string) Result {
 	if agentconfig.OptedOut(ann) {
 		return Result{Outcome: Skipped, Reason: ReasonOptedOut}
 	}
+	if total, ours := annotationBytes(ann); ours && total > MaxAnnotationBytes {
+		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: errAnnotationsTooLarge(total)}
+	}
 	req, err := m.request(ann)
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonInvalidAnnotation, Err: err}
@@ -159,23 +168,10 @@ func (m *Mutator) MutatePod(pod *patch.Pod, ns string) Result {
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
 	}
-	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, req)}
-}
-
-// warnings names settings that are valid but cannot do what they say in this pod.
-func (m *Mutator) warnings(pod *patch.Pod, req *agentconfig.Request) []string {
-	var w []string
-	cfg := req.Agent
-	if n := cfg.Notify; n != nil && n.Process != "" && cfg.Mode == agentconfig.ModeSidecar &&
-		(pod.Spec == nil || pod.Spec.ShareProcessNamespace == nil || !*pod.Spec.ShareProcessNamespace) {
-		w = append(w, fmt.Sprintf("vault-injector: %s=%s has no effect: the pod does not set spec.shareProcessNamespace: true, so the agent cannot see process %q",
-			agentconfig.AnnotationNotifyProcess, n.Process, n.Process))
+	if err := checkInjectedSize(pod, ops); err != nil {
+		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: err}
 	}
-	if m.Settings.Style == patch.StyleClassic && cfg.Mode == agentconfig.ModeSidecar && pod.OwnedBy("Job") {
-		w = append(w, "vault-injector: the classic sidecar keeps running after the Job's containers exit, so the Job never completes; "+
-			"set "+agentconfig.AnnotationMode+": init, or run the webhook with --sidecar-style=native (Kubernetes 1.29+)")
-	}
-	return w
+	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req)}
 }
 
 // DenialMessage is the text the API server shows for a denied pod.

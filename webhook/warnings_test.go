@@ -1,10 +1,12 @@
 package webhook_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/vault-injector/vault-injector/patch"
+	"github.com/vault-injector/vault-injector/webhook"
 	"github.com/vault-injector/vault-injector/webhook/webhooktest"
 )
 
@@ -13,6 +15,10 @@ import (
 func TestWarnings(t *testing.T) {
 	const notify = `"vault-injector.io/role":"app","vault-injector.io/secret-db":"database/creds/app","vault-injector.io/notify-process":"app"`
 	const plain = `"vault-injector.io/role":"app","vault-injector.io/secret-db":"database/creds/app"`
+	// shared is a pod with a shared process namespace; podSC goes before its containers.
+	shared := func(podSC, containers string) string {
+		return `{"metadata":{"name":"p","annotations":{` + notify + `}},"spec":{"shareProcessNamespace":true,` + podSC + `"containers":[` + containers + `]}}`
+	}
 	for _, tc := range []struct {
 		name  string
 		style patch.Style
@@ -24,6 +30,21 @@ func TestWarnings(t *testing.T) {
 			"notify-process=app has no effect: the pod does not set spec.shareProcessNamespace: true"},
 		{"notify with a shared process namespace", patch.StyleNative,
 			`{"metadata":{"name":"p","annotations":{` + notify + `}},"spec":{"shareProcessNamespace":true,"containers":[{"name":"app"}]}}`, ""},
+		// notify-process signals need the agent's UID (65532 here; all capabilities dropped).
+		{"notify, container runs as root", patch.StyleNative,
+			shared(``, `{"name":"app","securityContext":{"runAsUser":0}}`),
+			`the agent runs as UID 65532 with all capabilities dropped, so it can signal only processes of UID 65532, but container "app" runs as UID 0`},
+		{"notify, pod runs as another user", patch.StyleNative,
+			shared(`"securityContext":{"runAsUser":1000},`, `{"name":"app"}`), `container "app" runs as UID 1000`},
+		{"notify, container overrides the pod's user with the agent's", patch.StyleNative,
+			shared(`"securityContext":{"runAsUser":1000},`, `{"name":"app","securityContext":{"runAsUser":65532}}`), ""},
+		{"notify, everything runs as the agent's user", patch.StyleNative,
+			shared(`"securityContext":{"runAsUser":65532},`, `{"name":"app"},{"name":"web"}`), ""},
+		{"notify, spec before metadata", patch.StyleNative,
+			`{"spec":{"shareProcessNamespace":true,"containers":[{"name":"app","securityContext":{"runAsUser":0}}]},"metadata":{"name":"p","annotations":{` + notify + `}}}`,
+			`container "app" runs as UID 0`},
+		{"notify, only the selected containers count", patch.StyleNative,
+			`{"metadata":{"name":"p","annotations":{` + notify + `,"vault-injector.io/containers":"app"}},"spec":{"shareProcessNamespace":true,"containers":[{"name":"app","securityContext":{"runAsUser":65532}},{"name":"proxy","securityContext":{"runAsUser":0}}]}}`, ""},
 		{"classic sidecar in a Job", patch.StyleClassic,
 			`{"metadata":{"name":"p","ownerReferences":[{"kind":"Job","name":"j"}],"annotations":{` + plain + `}},"spec":{"containers":[{"name":"app"}]}}`,
 			"the Job never completes"},
@@ -39,12 +60,20 @@ func TestWarnings(t *testing.T) {
 			if res.Err != nil {
 				t.Fatal(res.Err)
 			}
-			switch {
-			case tc.want == "" && len(res.Warnings) > 0:
-				t.Errorf("unexpected warnings %q", res.Warnings)
-			case tc.want != "" && (len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], tc.want)):
-				t.Errorf("warnings %q, want one containing %q", res.Warnings, tc.want)
-			}
+			checkWarnings(t, "Mutate", res.Warnings, tc.want)
+			// The handler decodes the pod its own way: it must see the same.
+			h := (&webhook.Server{Handler: &webhook.Handler{Mutator: m, Log: slog.New(slog.DiscardHandler)}, Log: slog.New(slog.DiscardHandler)}).Router()
+			checkWarnings(t, "/mutate", webhooktest.Review(t, h, "shop", []byte(tc.pod)).Warnings, tc.want)
 		})
+	}
+}
+
+func checkWarnings(t *testing.T, path string, got []string, want string) {
+	t.Helper()
+	switch {
+	case want == "" && len(got) > 0:
+		t.Errorf("%s: unexpected warnings %q", path, got)
+	case want != "" && (len(got) != 1 || !strings.Contains(got[0], want)):
+		t.Errorf("%s: warnings %q, want one containing %q", path, got, want)
 	}
 }

@@ -17,10 +17,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/vault-injector/vault-injector/agent"
 	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
+	"github.com/vault-injector/vault-injector/internal/memlimit"
 	"github.com/vault-injector/vault-injector/webhook"
 )
 
@@ -90,6 +92,8 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", ":8443", "address to serve HTTPS on")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGTERM")
+	maxInFlight := fs.Int("max-requests-in-flight", webhook.DefaultMaxInFlight, "admission requests served at once; more are answered 429 with Retry-After: 1 (the API server retries)")
+	maxInFlightBytes := fs.String("max-in-flight-bytes", "8Mi", "sum of the declared body sizes of the admission requests served at once (at least 4Mi); more are answered 429 with Retry-After: 1")
 	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
@@ -97,6 +101,11 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	limits, err := webhookLimits(*maxInFlight, *maxInFlightBytes)
+	if err != nil {
+		return err
+	}
+	setMemoryLimit(log)
 	m, err := mf.mutator()
 	if err != nil {
 		return err
@@ -109,7 +118,7 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := &webhook.Server{
 		Addr:           *listen,
-		Handler:        &webhook.Handler{Mutator: m, Log: log, Metrics: webhook.NewMetrics(reg)},
+		Handler:        &webhook.Handler{Mutator: m, Log: log, Metrics: webhook.NewMetrics(reg), Limits: limits},
 		GetCertificate: src.GetCertificate,
 		Registry:       reg,
 		Log:            log,
@@ -118,6 +127,37 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("starting webhook", "version", version, "vault_address", m.Defaults.Address, "agent_image", m.Settings.AgentImage, "sidecar_style", string(m.Settings.Style))
 	return srv.ListenAndServe(ctx)
 }
+
+// webhookLimits checks the in-flight flags.
+func webhookLimits(maxInFlight int, maxBytes string) (webhook.Limits, error) {
+	if maxInFlight < 1 {
+		return webhook.Limits{}, fmt.Errorf("--max-requests-in-flight=%d: expected at least 1", maxInFlight)
+	}
+	q, err := resource.ParseQuantity(maxBytes)
+	if err != nil || q.Value() < webhook.MaxBodyBytes {
+		return webhook.Limits{}, fmt.Errorf("--max-in-flight-bytes=%q: expected a size of at least 4Mi (one review of the largest accepted size), like 8Mi", maxBytes)
+	}
+	return webhook.Limits{MaxInFlight: maxInFlight, MaxInFlightBytes: q.Value()}, nil
+}
+
+// setMemoryLimit gives the Go runtime 90 % of the container's memory limit, so that it
+// collects harder near the limit instead of being OOM-killed (GOMEMLIMIT, if set, wins).
+func setMemoryLimit(log *slog.Logger) {
+	ml, err := memlimit.Apply(cgroupRoot)
+	if err != nil {
+		// Serving without a Go memory limit is how the webhook ran before: worth a warning,
+		// not a refusal to start.
+		log.Warn("no Go memory limit from the cgroup", "error", err.Error())
+	}
+	if ml.Source == "none" {
+		log.Info("no memory limit: the container has none and GOMEMLIMIT is unset")
+		return
+	}
+	log.Info("Go memory limit set", "source", ml.Source, "bytes", ml.Limit, "cgroup_bytes", ml.Cgroup)
+}
+
+// cgroupRoot is where the container's cgroup is mounted.
+const cgroupRoot = "/sys/fs/cgroup"
 
 func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := cliflags.New("inject", "inject -f FILE|- [-n NAMESPACE] [flags]")

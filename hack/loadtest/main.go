@@ -2,6 +2,9 @@
 // do-nothing Go webhook (./baseline) as separate processes on loopback, loads each /mutate over
 // HTTPS at the same fixed concurrency with the same annotated pod, and prints requests/s,
 // p50/p99 latency and peak RSS side by side. Machines are noisy: read the ratios.
+//
+// With -heavy it instead loads vault-injector alone with ~3 MiB reviews (heavy.go) and
+// reports its peak RSS against the chart's memory limit.
 package main
 
 import (
@@ -24,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +42,17 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "load per server, split over the rounds")
 	warm := flag.Duration("warmup", 2*time.Second, "unmeasured load before each server's first round")
 	rounds := flag.Int("rounds", 5, "alternate the servers this many times, so drift on a shared machine hits both alike")
+	heavy := flag.String("heavy", "", "instead: load vault-injector alone with ~3 MiB reviews of these kinds (comma list of template, env, oversize)")
+	clients := flag.String("clients", "32,64", "with -heavy: client counts, one fresh webhook each")
+	heavyDur := flag.Duration("heavy-duration", 30*time.Second, "with -heavy: load per run")
 	flag.Parse()
-	if err := run(*bin, *conc, *rounds, *dur, *warm); err != nil {
+	var err error
+	if *heavy != "" {
+		err = runHeavyFlags(*bin, *heavy, *clients, *heavyDur)
+	} else {
+		err = run(*bin, *conc, *rounds, *dur, *warm)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -56,17 +69,32 @@ type result struct {
 	roundRPS []float64
 }
 
-func run(bin string, conc, rounds int, dur, warm time.Duration) error {
+// workDir is a temporary directory with a self-signed serving certificate for loopback.
+type workDir struct {
+	dir, certFile, keyFile string
+	pool                   *x509.CertPool
+}
+
+func newWorkDir() (*workDir, error) {
 	dir, err := os.MkdirTemp("", "vault-injector-loadtest-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	certFile, keyFile, pool, err := selfSigned(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	return &workDir{dir, certFile, keyFile, pool}, nil
+}
+
+func run(bin string, conc, rounds int, dur, warm time.Duration) error {
+	wd, err := newWorkDir()
 	if err != nil {
 		return err
 	}
-	baseline := filepath.Join(dir, "baseline")
+	defer os.RemoveAll(wd.dir)
+	baseline := filepath.Join(wd.dir, "baseline")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", baseline, "./hack/loadtest/baseline")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -90,25 +118,13 @@ func run(bin string, conc, rounds int, dur, warm time.Duration) error {
 		{"do-nothing webhook (decode review + corev1.Pod, allow)", []string{baseline}},
 		{"vault-injector webhook (decide + build patch)", []string{bin, "webhook", "--log-level=warn"}},
 	} {
-		port, err := freePort()
+		p, err := startServer(s.args[0], s.args[1:], nil, wd, conc, 5*time.Second)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		args := append(slices.Clone(s.args[1:]), "--listen="+addr, "--tls-cert-file="+certFile, "--tls-key-file="+keyFile)
-		cmd := exec.Command(s.args[0], args...)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start %s: %w", s.name, err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: conc}
-		defer tr.CloseIdleConnections()
-		sv := &server{name: s.name, url: "https://" + addr + "/mutate", pid: cmd.Process.Pid, client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+		defer p.stop()
+		sv := &server{name: s.name, url: p.url, pid: p.pid, client: p.client}
 		sv.res.name = s.name
-		if err := waitUp(sv.client, sv.url, body); err != nil {
-			return fmt.Errorf("%s did not come up: %w", s.name, err)
-		}
 		phase(sv.client, sv.url, body, conc, warm)
 		servers = append(servers, sv)
 	}
@@ -151,6 +167,51 @@ func run(bin string, conc, rounds int, dur, warm time.Duration) error {
 	fmt.Printf("\nvault-injector / do-nothing: throughput %.2fx (median of rounds %.2fx; rounds %s), p99 %.2fx, peak RSS %.1f MiB\n",
 		v.rps/b.rps, sorted[len(sorted)/2], strings.Join(each, " "), float64(v.p99)/float64(b.p99), float64(v.hwKiB)/1024)
 	return nil
+}
+
+// process is a webhook started on loopback, with a client for it.
+type process struct {
+	url    string
+	pid    int
+	client *http.Client
+	stop   func()
+}
+
+// startServer starts bin with args (plus the listen and TLS flags) and extra environment, and
+// waits until it answers a typical review.
+func startServer(bin string, args, env []string, wd *workDir, conns int, timeout time.Duration) (*process, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, append(slices.Clone(args), "--listen="+addr, "--tls-cert-file="+wd.certFile, "--tls-key-file="+wd.keyFile)...)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: wd.pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: conns}
+	p := &process{url: "https://" + addr + "/mutate", pid: cmd.Process.Pid, client: &http.Client{Transport: tr, Timeout: timeout},
+		stop: func() { tr.CloseIdleConnections(); _ = cmd.Process.Kill(); _ = cmd.Wait() }}
+	if err := waitUp(p.client, p.url, webhooktest.ReviewBody("shop", []byte(webhooktest.TypicalPod))); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s did not come up: %w", bin, err)
+	}
+	return p, nil
+}
+
+// runHeavyFlags parses heavy mode's flags.
+func runHeavyFlags(bin, kinds, clients string, dur time.Duration) error {
+	var ns []int
+	for _, c := range strings.Split(clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-clients=%q: expected a comma list of positive counts", clients)
+		}
+		ns = append(ns, n)
+	}
+	return runHeavy(bin, strings.Split(kinds, ","), ns, dur)
 }
 
 // waitUp waits (bounded) for the server to answer.

@@ -142,6 +142,8 @@ configuration.
 - {{ printf "--excluded-namespaces=%s" (include "vault-injector.excludedNamespaces" .) | quote }}
 - {{ printf "--log-level=%s" $w.logLevel | quote }}
 - {{ printf "--shutdown-grace=%s" $w.shutdownGrace | quote }}
+- {{ printf "--max-requests-in-flight=%d" (int64 $w.maxRequestsInFlight) | quote }}
+- {{ printf "--max-in-flight-bytes=%s" $w.maxInFlightBytes | quote }}
 {{- if eq .Values.certs.mode "certManager" }}
 - "--cert-mode=files"
 - {{ printf "--tls-cert-file=%s/tls.crt" .Values.certs.certManager.mountPath | quote }}

@@ -297,7 +297,8 @@ func metricFrom(t *testing.T, addr string, caPEM []byte, outcome, reason string)
 }
 
 // registerWebhook registers /mutate the way operators do: CREATE pods, labelled namespaces
-// only, kube-system excluded, no side effects, short timeout, reinvocation if needed.
+// only, kube-system excluded, only pods with our annotations (the chart's matchCondition), no
+// side effects, short timeout, reinvocation if needed.
 func registerWebhook(ctx context.Context, name string, policy admissionregistrationv1.FailurePolicyType) error {
 	url := "https://" + env.webhookAddr + "/mutate"
 	none := admissionregistrationv1.SideEffectClassNone
@@ -315,6 +316,7 @@ func registerWebhook(ctx context.Context, name string, policy admissionregistrat
 			TimeoutSeconds:          &timeout,
 			AdmissionReviewVersions: []string{"v1"},
 			ReinvocationPolicy:      &reinvoke,
+			MatchConditions:         injectorMatchConditions,
 			NamespaceSelector: &metav1.LabelSelector{
 				MatchLabels: map[string]string{"vault-injector.io/inject": "enabled"},
 				MatchExpressions: []metav1.LabelSelectorRequirement{{

@@ -157,7 +157,7 @@ func cacheKey(path string, data map[string]any) string {
 // (argument order included: `split sep s`, `join sep list`, `replaceAll old new s`).
 func funcMap() template.FuncMap {
 	return template.FuncMap{
-		"env":          os.Getenv,
+		"env":          appGetenv,
 		"kvData":       kvData,
 		"base64Encode": func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
 		"base64Decode": func(s string) (string, error) {

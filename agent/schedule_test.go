@@ -42,8 +42,11 @@ func (f *fakeBackend) RenewToken(context.Context, int) (*api.Secret, error) {
 	return &api.Secret{Auth: &api.SecretAuth{ClientToken: "t", LeaseDuration: 5, Renewable: true}}, nil
 }
 func (f *fakeBackend) RevokeToken(context.Context) error { f.revokes++; return nil }
-func (f *fakeBackend) Token() string                     { return f.token }
-func (f *fakeBackend) SetToken(t string)                 { f.token = t }
+func (f *fakeBackend) LookupToken(context.Context) (*api.Secret, error) {
+	return &api.Secret{Data: map[string]any{"ttl": 5}}, nil
+}
+func (f *fakeBackend) Token() string     { return f.token }
+func (f *fakeBackend) SetToken(t string) { f.token = t }
 
 // A token at its max TTL is replaced by a new login, and leased secrets obtained with the old
 // token are fetched again under the new one, before Vault revokes them with the old token.
@@ -74,12 +77,12 @@ func TestNewLoginRefetchesLeasedSecrets(t *testing.T) {
 		t.Fatalf("%d logins after the token reached its max TTL, want 2", fb.logins)
 	}
 	a.maintain(ctx) // drops the marked entry
-	changed, err := a.pass(ctx)
+	res, err := a.pass(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fb.reads != 2 || len(changed) != 1 {
-		t.Fatalf("after the new login: %d reads, changed %v; want the leased secret fetched again", fb.reads, changed)
+	if fb.reads != 2 || len(res.changed) != 1 {
+		t.Fatalf("after the new login: %d reads, changed %v; want the leased secret fetched again", fb.reads, res.changed)
 	}
 }
 

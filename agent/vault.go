@@ -29,6 +29,8 @@ type Backend interface {
 	RenewLease(ctx context.Context, leaseID string, increment int) (*api.Secret, error)
 	RevokeLease(ctx context.Context, leaseID string) error
 	RenewToken(ctx context.Context, increment int) (*api.Secret, error)
+	// LookupToken answers whether the current token still works (auth/token/lookup-self).
+	LookupToken(ctx context.Context) (*api.Secret, error)
 	RevokeToken(ctx context.Context) error
 	Token() string
 	SetToken(string)
@@ -45,23 +47,10 @@ type vaultBackend struct {
 }
 
 func newVaultBackend(id agentconfig.Identity, saTokenFile string) (*vaultBackend, error) {
-	cfg := api.DefaultConfig()
-	if cfg.Error != nil {
-		return nil, cfg.Error
-	}
-	cfg.Address = id.Address
-	cfg.MaxRetries = 0 // the agent has its own backoff and wants to report each failure
-	if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: id.CACertFile, TLSServerName: id.TLSServerName, Insecure: id.TLSSkipVerify}); err != nil {
-		return nil, fmt.Errorf("identity %q: TLS settings: %w", id.Name, err)
-	}
-	c, err := api.NewClient(cfg)
+	c, err := newVaultClient(id)
 	if err != nil {
-		return nil, fmt.Errorf("identity %q: Vault client: %w", id.Name, err)
+		return nil, err
 	}
-	// NewClient reads VAULT_TOKEN and friends from the environment; the agent's only
-	// credential is its service-account token.
-	c.ClearToken()
-	c.SetNamespace(id.Namespace)
 	return &vaultBackend{id: id, tokenFile: saTokenFile, client: c}, nil
 }
 
@@ -185,7 +174,8 @@ func (v *vaultBackend) Write(ctx context.Context, path string, data map[string]a
 }
 
 func (v *vaultBackend) RenewLease(ctx context.Context, leaseID string, increment int) (*api.Secret, error) {
-	return v.client.Sys().RenewWithContext(ctx, leaseID, increment)
+	s, err := v.client.Sys().RenewWithContext(ctx, leaseID, increment)
+	return s, classify(err)
 }
 
 func (v *vaultBackend) RevokeLease(ctx context.Context, leaseID string) error {
@@ -193,7 +183,13 @@ func (v *vaultBackend) RevokeLease(ctx context.Context, leaseID string) error {
 }
 
 func (v *vaultBackend) RenewToken(ctx context.Context, increment int) (*api.Secret, error) {
-	return v.client.Auth().Token().RenewSelfWithContext(ctx, increment)
+	s, err := v.client.Auth().Token().RenewSelfWithContext(ctx, increment)
+	return s, classify(err)
+}
+
+func (v *vaultBackend) LookupToken(ctx context.Context) (*api.Secret, error) {
+	s, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
+	return s, classify(err)
 }
 
 func (v *vaultBackend) RevokeToken(ctx context.Context) error {
@@ -206,6 +202,23 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// errForbidden marks Vault's 403, which means either a policy that does not grant the path or
+// a token that no longer works.
+var errForbidden = errors.New("HTTP 403")
+
+// classify marks Vault's answers that retrying cannot change (4xx: a lease or token that is
+// gone, a denial) as permanent; network errors and 5xx stay transient.
+func classify(err error) error {
+	var re *api.ResponseError
+	if err == nil || !errors.As(err, &re) || re.StatusCode < 400 || re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests {
+		return err
+	}
+	if re.StatusCode == http.StatusForbidden {
+		return &permanentError{fmt.Errorf("%w: %w", errForbidden, err)}
+	}
+	return &permanentError{err}
+}
 
 func isPermanent(err error) bool {
 	var p *permanentError
@@ -236,7 +249,7 @@ func explainAccess(err error, verb, path string, id agentconfig.Identity) error 
 		msg := strings.Join(re.Errors, "; ")
 		switch re.StatusCode {
 		case http.StatusForbidden:
-			return &permanentError{fmt.Errorf("permission denied to %s %s: the policies of role %q do not allow it (HTTP 403)", verb, path, id.Role)}
+			return &permanentError{fmt.Errorf("permission denied to %s %s: the policies of role %q do not allow it (%w)", verb, path, id.Role, errForbidden)}
 		case http.StatusNotFound, http.StatusBadRequest, http.StatusMethodNotAllowed:
 			return &permanentError{fmt.Errorf("%s %s: HTTP %d: %s", verb, path, re.StatusCode, msg)}
 		}

@@ -565,44 +565,6 @@ func resources(def corev1.ResourceRequirements, o agentconfig.Resources) (corev1
 	return r, nil
 }
 
-// envCopy is the app environment our containers receive, so templates can use {{ env "X" }}
-// with the values the app sees. Secret references are not copied: the agent must not gain
-// access to Kubernetes Secrets the user meant for the app only.
-type envCopy struct {
-	env     []corev1.EnvVar
-	envFrom []corev1.EnvFromSource
-}
-
-func appEnv(cs []Container, apps []int) envCopy {
-	var out envCopy
-	seen := map[string]bool{}
-	for _, i := range apps {
-		c := cs[i]
-		for _, f := range c.EnvFrom {
-			if f.ConfigMapRef == nil {
-				continue
-			}
-			if !slices.ContainsFunc(out.envFrom, func(e corev1.EnvFromSource) bool {
-				return e.ConfigMapRef != nil && e.ConfigMapRef.Name == f.ConfigMapRef.Name && e.Prefix == f.Prefix
-			}) {
-				out.envFrom = append(out.envFrom, f)
-			}
-		}
-		for _, e := range c.Env {
-			if seen[e.Name] || strings.HasPrefix(e.Name, "VAULT_") {
-				continue
-			}
-			if vf := e.ValueFrom; vf != nil && (vf.SecretKeyRef != nil || vf.ResourceFieldRef != nil) {
-				// resourceFieldRef without containerName would resolve against our container.
-				continue
-			}
-			seen[e.Name] = true
-			out.env = append(out.env, e)
-		}
-	}
-	return out
-}
-
 // addAnnotations adds keys to metadata.annotations, creating the map (or metadata) when absent.
 func addAnnotations(p *Pod, kv map[string]string) []Operation {
 	keys := make([]string, 0, len(kv))

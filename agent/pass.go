@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// passResult is what one render pass did.
+type passResult struct {
+	// changed lists the files written; replaced those of them that existed before (the app may
+	// have read the old content: notify).
+	changed, replaced []string
+}
+
+// pass renders every template once, fetching what the cache lacks, and writes changed files.
+// Each template stands alone: a failing one leaves its file as it was, and its error joins the
+// returned error while the others are still rendered and written.
+func (a *Agent) pass(ctx context.Context) (passResult, error) {
+	var res passResult
+	var errs []error
+	for _, t := range a.templates() {
+		if t.err != nil {
+			errs = append(errs, t.err)
+			continue
+		}
+		if err := a.renderOne(ctx, t, &res); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func (a *Agent) renderOne(ctx context.Context, t boundTemplate, res *passResult) error {
+	var used []string
+	out, err := render(ctx, t.tmpl, func(ctx context.Context, path string, data map[string]any) (*Secret, error) {
+		s, key, err := a.fetch(ctx, t.identity, path, data)
+		used = append(used, key)
+		return s, err
+	})
+	if err != nil {
+		// Retry with fresh data: the value that broke the template may be fixed in Vault by
+		// the next attempt. Leased secrets stay: fetching them again would issue a new
+		// credential, and they are renewed, so they are current anyway.
+		for _, key := range used {
+			if e, ok := a.entries[key]; ok && !e.leased() {
+				delete(a.entries, key)
+			}
+		}
+		return err
+	}
+	path := filepath.Join(a.cfg.SecretsDir, t.file)
+	_, statErr := os.Stat(path)
+	wrote, err := writeFile(a.cfg.SecretsDir, t.file, out, t.perms)
+	if err != nil {
+		return &permanentError{fmt.Errorf("write %s: %w", t.file, err)}
+	}
+	if wrote {
+		res.changed = append(res.changed, t.file)
+		if statErr == nil {
+			res.replaced = append(res.replaced, t.file)
+		}
+	}
+	return nil
+}
+
+type boundTemplate struct {
+	tmpl
+	identity string
+	err      error
+}
+
+// templates lists what to render: the secrets of the config, then the ConfigMap's templates.
+func (a *Agent) templates() []boundTemplate {
+	var out []boundTemplate
+	for _, s := range a.cfg.Secrets {
+		text := s.Template
+		if text == "" {
+			text = defaultTemplate(s.Path)
+		}
+		out = append(out, boundTemplate{tmpl: tmpl{name: s.Name, text: text, file: s.File, perms: os.FileMode(s.Perms)}, identity: s.Identity})
+	}
+	if a.cfg.TemplatesDir == "" {
+		return out
+	}
+	ents, err := os.ReadDir(a.cfg.TemplatesDir)
+	if err != nil {
+		return append(out, boundTemplate{err: &permanentError{fmt.Errorf("read templates directory: %w", err)}})
+	}
+	var names []string
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") || e.IsDir() && !strings.HasSuffix(n, "tmpl") {
+			continue
+		}
+		if strings.HasSuffix(n, ".ctmpl") || strings.HasSuffix(n, ".tmpl") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(a.cfg.TemplatesDir, n))
+		if err != nil {
+			out = append(out, boundTemplate{err: &permanentError{fmt.Errorf("read template %s: %w", n, err)}})
+			continue
+		}
+		file := strings.TrimSuffix(strings.TrimSuffix(n, ".ctmpl"), ".tmpl")
+		out = append(out, boundTemplate{tmpl: tmpl{name: n, text: string(b), file: file, perms: 0o644}, identity: a.cfg.TemplatesIdentity})
+	}
+	return out
+}

@@ -447,6 +447,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 nodeStatusReportFrequency: 10s
 shutdownGracePeriod: 0s
+# Restart crashed containers after 1 s instead of 10 s doubling to 5 min (beta, on by default
+# since 1.35), so tests that kill an agent several times take seconds.
+crashLoopBackOff: {maxContainerRestartPeriod: 1s}
 `, c.Dir, c.sock, kubeletPort)
 	if err := os.WriteFile(filepath.Join(c.Dir, "kubelet-config.yaml"), []byte(cfg), 0o644); err != nil {
 		return err

@@ -16,18 +16,11 @@ import (
 	"github.com/vault-injector/vault-injector/test/pgtest"
 )
 
-// Scenario 11, service binding: a pod asks for dynamic PostgreSQL credentials. The injected
-// agent renders them before the app starts, renews the lease, switches to new credentials
-// before max_ttl while the old ones still work, and when the pod is deleted revokes the lease,
-// so the database user is gone. The app (busybox httpd) serves the rendered directory on
-// loopback so the test can read what the app sees.
-func TestDynamicDatabaseCredentialsInPod(t *testing.T) {
-	pg := pgtest.StartT(t)
-	ns := namespace(t, "s11-database", true, nil)
-	const sa, mount = "app", "db-s11"
-	if _, err := env.c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+// databaseRole mounts Vault's database secrets engine at mount for pg, with a role "app" whose
+// credentials live defaultTTL (renewable up to maxTTL), and a Vault kubernetes-auth role bound
+// to ns/sa that may read mount/creds/app. It returns the kubernetes-auth role's name.
+func databaseRole(t *testing.T, pg *pgtest.Server, ns, sa, mount string, defaultTTL, maxTTL time.Duration) string {
+	t.Helper()
 	v, err := env.vault.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +29,6 @@ func TestDynamicDatabaseCredentialsInPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Sys().Unmount(mount) })
-	const defaultTTL, maxTTL = 4 * time.Second, 12 * time.Second
 	for path, body := range map[string]map[string]any{
 		mount + "/config/pg": {"plugin_name": "postgresql-database-plugin", "connection_url": pg.URL("{{username}}", "{{password}}"),
 			"username": "postgres", "password": pgtest.Password, "allowed_roles": "app"},
@@ -57,7 +49,23 @@ func TestDynamicDatabaseCredentialsInPod(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return role
+}
 
+// Scenario 11, service binding: a pod asks for dynamic PostgreSQL credentials. The injected
+// agent renders them before the app starts, renews the lease, switches to new credentials
+// before max_ttl while the old ones still work, and when the pod is deleted revokes the lease,
+// so the database user is gone. The app (busybox httpd) serves the rendered directory on
+// loopback so the test can read what the app sees.
+func TestDynamicDatabaseCredentialsInPod(t *testing.T) {
+	pg := pgtest.StartT(t)
+	ns := namespace(t, "s11-database", true, nil)
+	const sa, mount = "app", "db-s11"
+	if _, err := env.c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const defaultTTL, maxTTL = 4 * time.Second, 12 * time.Second
+	role := databaseRole(t, pg, ns, sa, mount, defaultTTL, maxTTL)
 	port := cluster.FreePort()
 	pod := httpdPod("app", sa, port, map[string]string{
 		"vault-injector.io/role":            role,

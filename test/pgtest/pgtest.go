@@ -188,6 +188,30 @@ func (s *Server) RoleExists(ctx context.Context, name string) (bool, error) {
 	return n > 0, err
 }
 
+// Roles lists the login roles whose name starts with prefix (Vault's database plugin names
+// its users v-<display name>-<role>-…).
+func (s *Server) Roles(ctx context.Context, prefix string) ([]string, error) {
+	c, err := s.Connect(ctx, "postgres", Password)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "select rolname from pg_roles where starts_with(rolname, $1) order by rolname", prefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
 // Stop stops the server and removes its directory.
 func (s *Server) Stop() {
 	select {

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/pem"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,29 +13,8 @@ import (
 	"time"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
+	"github.com/vault-injector/vault-injector/test/trap"
 )
-
-// trap is a loopback listener that counts every connection made to it.
-func trap(t *testing.T) (addr string, conns *atomic.Int32) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	conns = &atomic.Int32{}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Close()
-		}
-	}()
-	return l.Addr().String(), conns
-}
 
 // Nothing in the agent's environment redirects its requests or weakens its TLS: the Vault
 // client is built from the identity alone. The variables the Vault library and Go's HTTP
@@ -46,7 +24,8 @@ func trap(t *testing.T) (addr string, conns *atomic.Int32) {
 func TestEnvironmentCannotRedirectTheAgent(t *testing.T) {
 	e := startVault(t, readAll)
 	e.write(t, "kv/app", map[string]any{"user": "alice"})
-	addr, conns := trap(t)
+	tl := trap.Listen(t)
+	addr := tl.Addr
 	for _, k := range []string{"VAULT_ADDR", "VAULT_AGENT_ADDR", "VAULT_PROXY_ADDR", "VAULT_HTTP_PROXY"} {
 		t.Setenv(k, "http://"+addr)
 	}
@@ -69,7 +48,7 @@ func TestEnvironmentCannotRedirectTheAgent(t *testing.T) {
 	if got, want := readFile(t, cfg.SecretsDir, "out"), "alice hello from the app||"; got != want {
 		t.Errorf("rendered %q, want %q", got, want)
 	}
-	if n := conns.Load(); n != 0 {
+	if n := tl.Connections(); n != 0 {
 		t.Errorf("the trap listener named in the environment received %d connections", n)
 	}
 }

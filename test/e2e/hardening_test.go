@@ -5,12 +5,10 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,29 +20,8 @@ import (
 	"github.com/vault-injector/vault-injector/patch"
 	"github.com/vault-injector/vault-injector/test/cluster"
 	"github.com/vault-injector/vault-injector/test/pgtest"
+	"github.com/vault-injector/vault-injector/test/trap"
 )
-
-// trapListener is a loopback listener that counts connections: where the agent must never go.
-func trapListener(t *testing.T) (addr string, conns *atomic.Int32) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	conns = &atomic.Int32{}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Close()
-		}
-	}()
-	return l.Addr().String(), conns
-}
 
 // Issue 12.1: whoever edits a ConfigMap the app reads through envFrom (with or without a
 // prefix) cannot redirect the agent: VAULT_AGENT_ADDR, VAULT_ADDR, VAULT_PROXY_ADDR,
@@ -53,7 +30,8 @@ func trapListener(t *testing.T) (addr string, conns *atomic.Int32) {
 func TestAppEnvironmentCannotRedirectAgent(t *testing.T) {
 	ns := namespace(t, "h1-app-env", true, nil)
 	role, path := vaultApp(t, ns, "app", "from-vault")
-	addr, conns := trapListener(t)
+	tl := trap.Listen(t)
+	addr := tl.Addr
 	trap := "http://" + addr
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-env"}, Data: map[string]string{
 		"VAULT_AGENT_ADDR": trap, "VAULT_ADDR": trap, "VAULT_PROXY_ADDR": trap, "VAULT_SKIP_VERIFY": "true",
@@ -77,7 +55,7 @@ func TestAppEnvironmentCannotRedirectAgent(t *testing.T) {
 	if got, want := get(t, "http://127.0.0.1:"+port+"/out"), "from-vault hello hello"; got != want {
 		t.Errorf("rendered %q, want %q", got, want)
 	}
-	if n := conns.Load(); n != 0 {
+	if n := tl.Connections(); n != 0 {
 		t.Errorf("the listener named in the app's ConfigMap received %d connections", n)
 	}
 }

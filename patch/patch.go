@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -69,14 +68,6 @@ type Settings struct {
 	RunAsUser int64
 }
 
-// DefaultResources are small on purpose: a sidecar runs in every pod.
-func DefaultResources() corev1.ResourceRequirements {
-	return corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-	}
-}
-
 // Status is the value of the status annotation: what we injected.
 type Status struct {
 	Version        int      `json:"version"`
@@ -112,138 +103,7 @@ func Build(p *Pod, req *agentconfig.Request, s Settings) ([]Operation, error) {
 	return NewBuilder(s).Build(p, req)
 }
 
-// Builder is Build for one set of Settings, memoising the JSON of what does not depend on the
-// pod (our containers without their copied environment, our volumes, the app mount), so the
-// admission hot path does not re-encode large corev1 structs by reflection every time. The
-// memo only changes speed: the operations are the same as a fresh Build's.
-type Builder struct {
-	settings Settings
-	mu       sync.Mutex
-	enc      map[string]json.RawMessage
-	vols     map[string][]any
-}
-
-// memoLimit bounds the memo: keys include per-pod overrides (resources, ConfigMap name).
-const memoLimit = 512
-
-// NewBuilder returns a Builder for s.
-func NewBuilder(s Settings) *Builder {
-	return &Builder{settings: s, enc: map[string]json.RawMessage{}, vols: map[string][]any{}}
-}
-
-func (B *Builder) encoded(key string, v func() any) (json.RawMessage, error) {
-	B.mu.Lock()
-	raw, ok := B.enc[key]
-	B.mu.Unlock()
-	if ok {
-		return raw, nil
-	}
-	raw, err := json.Marshal(v())
-	if err != nil {
-		return nil, err
-	}
-	B.mu.Lock()
-	if len(B.enc) < memoLimit {
-		B.enc[key] = raw
-	}
-	B.mu.Unlock()
-	return raw, nil
-}
-
-// encodedVolumes returns our volumes, each encoded, memoised by the ConfigMaps they name.
-func (B *Builder) encodedVolumes(b *builder) ([]any, error) {
-	key := b.req.TemplatesConfigMap + "\x00" + b.req.CAConfigMap + "\x00" + b.req.CAKey
-	B.mu.Lock()
-	vols, ok := B.vols[key]
-	B.mu.Unlock()
-	if ok {
-		return vols, nil
-	}
-	for _, v := range b.volumes() {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		vols = append(vols, json.RawMessage(raw))
-	}
-	B.mu.Lock()
-	if len(B.vols) < memoLimit {
-		B.vols[key] = vols
-	}
-	B.mu.Unlock()
-	return vols, nil
-}
-
-// Marshal encodes operations. Pre-encoded values (json.RawMessage, which the builder emits
-// for its large pieces) are copied as they are rather than re-validated by encoding/json.
-func Marshal(ops []Operation) ([]byte, error) {
-	return AppendMarshal(make([]byte, 0, 8192), ops)
-}
-
-// AppendMarshal is Marshal appending to buf, so a server can reuse its buffers.
-func AppendMarshal(buf []byte, ops []Operation) ([]byte, error) {
-	buf = append(buf, '[')
-	for i, op := range ops {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"op":`...)
-		buf = appendString(buf, op.Op)
-		buf = append(buf, `,"path":`...)
-		buf = appendString(buf, op.Path)
-		buf = append(buf, `,"value":`...)
-		switch v := op.Value.(type) {
-		case json.RawMessage:
-			buf = append(buf, v...)
-		case []any:
-			buf = append(buf, '[')
-			for j, e := range v {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				var err error
-				if buf, err = appendValue(buf, e); err != nil {
-					return nil, err
-				}
-			}
-			buf = append(buf, ']')
-		default:
-			var err error
-			if buf, err = appendValue(buf, v); err != nil {
-				return nil, err
-			}
-		}
-		buf = append(buf, '}')
-	}
-	return append(buf, ']'), nil
-}
-
-// appendString appends s as a JSON string: directly when it is plain printable ASCII (our
-// paths always are), through encoding/json otherwise.
-func appendString(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			return append(buf, b...)
-		}
-	}
-	buf = append(buf, '"')
-	buf = append(buf, s...)
-	return append(buf, '"')
-}
-
-func appendValue(buf []byte, v any) ([]byte, error) {
-	if raw, ok := v.(json.RawMessage); ok {
-		return append(buf, raw...), nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return append(buf, b...), nil
-}
-
-// Build is the package-level Build with this builder's settings.
+// Build is the package-level Build with this Builder's settings.
 func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	s := B.settings
 	if p.Spec == nil || len(p.Spec.Containers) == 0 {
@@ -267,7 +127,7 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 		return nil, err
 	}
 
-	b := builder{pod: p, settings: s, req: req, res: res, env: appEnv(p.Spec.Containers, apps)}
+	b := podBuild{pod: p, settings: s, req: req, res: res, env: appEnv(p.Spec.Containers, apps)}
 	var ops []Operation
 
 	// Annotations. The agent config travels as an annotation projected into our containers by
@@ -289,7 +149,7 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	ops = appendAll(ops, "/spec/volumes", p.Spec.Volumes == nil, vols)
 
 	// App mounts: read-only, the agent is the only writer.
-	mount, err := B.encoded("mount\x00"+req.SecretsPath, func() any {
+	mount, err := B.encoded(memoKey{piece: "mount", secretsPath: req.SecretsPath}, func() any {
 		return corev1.VolumeMount{Name: SecretsVolume, MountPath: req.SecretsPath, ReadOnly: true}
 	})
 	if err != nil {
@@ -323,7 +183,8 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	return ops, nil
 }
 
-type builder struct {
+// podBuild is one pod's build: the pod, the request and what is derived from them once.
+type podBuild struct {
 	pod      *Pod
 	settings Settings
 	req      *agentconfig.Request
@@ -331,7 +192,7 @@ type builder struct {
 	env      envCopy
 }
 
-func (b *builder) status(apps []int) Status {
+func (b *podBuild) status(apps []int) Status {
 	st := Status{Version: agentconfig.Version, Style: b.settings.Style}
 	switch {
 	case b.req.Agent.Mode == agentconfig.ModeInit:
@@ -354,128 +215,6 @@ func (b *builder) status(apps []int) Status {
 		st.AppContainers = append(st.AppContainers, b.pod.Spec.Containers[i].Name)
 	}
 	return st
-}
-
-func (b *builder) volumes() []corev1.Volume {
-	mem := func(name string, limit resource.Quantity) corev1.Volume {
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
-			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}}
-	}
-	exp := b.settings.TokenExpirationSeconds
-	vols := []corev1.Volume{
-		mem(SecretsVolume, secretsVolumeSize),
-		mem(HomeVolume, homeVolumeSize),
-		{Name: TokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-				Audience: b.settings.TokenAudience, ExpirationSeconds: &exp, Path: "token"}}}}}},
-		{Name: ConfigVolume, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
-			Items: []corev1.DownwardAPIVolumeFile{{
-				Path:     strings.TrimPrefix(agentconfig.ConfigFile, agentconfig.ConfigDir+"/"),
-				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + agentconfig.AnnotationAgentConfig + "']"},
-			}}}}},
-	}
-	if cm := b.req.TemplatesConfigMap; cm != "" {
-		vols = append(vols, corev1.Volume{Name: TemplatesVolume, VolumeSource: corev1.VolumeSource{
-			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}})
-	}
-	if cm := b.req.CAConfigMap; cm != "" {
-		vols = append(vols, corev1.Volume{Name: CAVolume, VolumeSource: corev1.VolumeSource{
-			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm},
-				Items: []corev1.KeyToPath{{Key: b.req.CAKey, Path: strings.TrimPrefix(agentconfig.CAFile, agentconfig.CADir+"/")}}}}})
-	}
-	return vols
-}
-
-func (b *builder) mounts() []corev1.VolumeMount {
-	m := []corev1.VolumeMount{
-		{Name: SecretsVolume, MountPath: agentconfig.SecretsDir},
-		{Name: HomeVolume, MountPath: agentconfig.HomeDir},
-		{Name: TokenVolume, MountPath: strings.TrimSuffix(agentconfig.ServiceAccountTokenFile, "/token"), ReadOnly: true},
-		{Name: ConfigVolume, MountPath: agentconfig.ConfigDir, ReadOnly: true},
-	}
-	if b.req.TemplatesConfigMap != "" {
-		m = append(m, corev1.VolumeMount{Name: TemplatesVolume, MountPath: agentconfig.TemplatesDir, ReadOnly: true})
-	}
-	if b.req.CAConfigMap != "" {
-		m = append(m, corev1.VolumeMount{Name: CAVolume, MountPath: agentconfig.CADir, ReadOnly: true})
-	}
-	return m
-}
-
-// container builds our container; once means it renders and exits.
-func (b *builder) container(name string, once bool) corev1.Container {
-	args := []string{"agent", "--config=" + agentconfig.ConfigFile}
-	if once {
-		args = append(args, "--once")
-	}
-	uid := b.settings.RunAsUser
-	if uid == 0 {
-		uid = defaultUID
-	}
-	return corev1.Container{
-		Name:                     name,
-		Image:                    b.settings.AgentImage,
-		ImagePullPolicy:          b.settings.ImagePullPolicy,
-		Command:                  []string{BinaryPath},
-		Args:                     args,
-		Env:                      b.env.env,
-		EnvFrom:                  b.env.envFrom,
-		Resources:                b.res,
-		VolumeMounts:             b.mounts(),
-		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr(true),
-			RunAsUser:                &uid,
-			RunAsGroup:               &uid,
-			AllowPrivilegeEscalation: ptr(false),
-			ReadOnlyRootFilesystem:   ptr(true),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-	}
-}
-
-// encodedContainer returns our container's JSON: the memoised encoding of everything but the
-// copied environment, with the environment spliced in (member order does not matter in JSON).
-func (b *builder) encodedContainer(B *Builder, name string, once, native bool) (json.RawMessage, error) {
-	r := b.req.Resources
-	key := strings.Join([]string{"container", name, strconv.FormatBool(once), strconv.FormatBool(native),
-		strconv.FormatBool(b.req.TemplatesConfigMap != ""), strconv.FormatBool(b.req.CAConfigMap != ""), r.CPURequest, r.CPULimit, r.MemoryRequest, r.MemoryLimit}, "\x00")
-	base, err := B.encoded(key, func() any {
-		c := b.container(name, once)
-		if native {
-			c = b.nativeSidecar()
-		}
-		c.Env, c.EnvFrom = nil, nil
-		return c
-	})
-	if err != nil || (len(b.env.env) == 0 && len(b.env.envFrom) == 0) {
-		return base, err
-	}
-	env, err := json.Marshal(struct {
-		Env     []corev1.EnvVar        `json:"env,omitempty"`
-		EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
-	}{b.env.env, b.env.envFrom})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(env)+len(base))
-	out = append(out, env[:len(env)-1]...)
-	out = append(out, ',')
-	return append(out, base[1:]...), nil
-}
-
-func (b *builder) nativeSidecar() corev1.Container {
-	c := b.container(AgentContainer, false)
-	always := corev1.ContainerRestartPolicyAlways
-	c.RestartPolicy = &always
-	c.StartupProbe = &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{BinaryPath, "agent", "ready"}}},
-		PeriodSeconds:    1,
-		TimeoutSeconds:   2,
-		FailureThreshold: startupThreshold,
-	}
-	return c
 }
 
 // selectContainers resolves the containers annotation to indices.
@@ -522,47 +261,6 @@ func checkConflicts(p *Pod, apps []int, secretsPath string) error {
 		}
 	}
 	return nil
-}
-
-// resources applies per-pod overrides (already validated as quantities) to the defaults.
-func resources(def corev1.ResourceRequirements, o agentconfig.Resources) (corev1.ResourceRequirements, error) {
-	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
-	for k, v := range def.Requests {
-		r.Requests[k] = v
-	}
-	for k, v := range def.Limits {
-		r.Limits[k] = v
-	}
-	set := []struct {
-		list corev1.ResourceList
-		name corev1.ResourceName
-		val  string
-		key  string
-	}{
-		{r.Requests, corev1.ResourceCPU, o.CPURequest, agentconfig.AnnotationCPURequest},
-		{r.Limits, corev1.ResourceCPU, o.CPULimit, agentconfig.AnnotationCPULimit},
-		{r.Requests, corev1.ResourceMemory, o.MemoryRequest, agentconfig.AnnotationMemoryRequest},
-		{r.Limits, corev1.ResourceMemory, o.MemoryLimit, agentconfig.AnnotationMemoryLimit},
-	}
-	for _, s := range set {
-		if s.val == "" {
-			continue
-		}
-		q, err := resource.ParseQuantity(s.val)
-		if err != nil {
-			return r, fmt.Errorf("annotation %s=%q: %w", s.key, s.val, err)
-		}
-		s.list[s.name] = q
-	}
-	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		req, hasReq := r.Requests[name]
-		lim, hasLim := r.Limits[name]
-		if hasReq && hasLim && req.Cmp(lim) > 0 {
-			return r, fmt.Errorf("agent %s request %s is above its limit %s; set both with the agent-%s-request/-limit annotations",
-				name, req.String(), lim.String(), name)
-		}
-	}
-	return r, nil
 }
 
 // addAnnotations adds keys to metadata.annotations, creating the map (or metadata) when absent.

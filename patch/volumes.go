@@ -1,0 +1,40 @@
+package patch
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/vault-injector/vault-injector/agentconfig"
+)
+
+func (b *podBuild) volumes() []corev1.Volume {
+	mem := func(name string, limit resource.Quantity) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}}
+	}
+	exp := b.settings.TokenExpirationSeconds
+	vols := []corev1.Volume{
+		mem(SecretsVolume, secretsVolumeSize),
+		mem(HomeVolume, homeVolumeSize),
+		{Name: TokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: b.settings.TokenAudience, ExpirationSeconds: &exp, Path: "token"}}}}}},
+		{Name: ConfigVolume, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			Items: []corev1.DownwardAPIVolumeFile{{
+				Path:     strings.TrimPrefix(agentconfig.ConfigFile, agentconfig.ConfigDir+"/"),
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + agentconfig.AnnotationAgentConfig + "']"},
+			}}}}},
+	}
+	if cm := b.req.TemplatesConfigMap; cm != "" {
+		vols = append(vols, corev1.Volume{Name: TemplatesVolume, VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}})
+	}
+	if cm := b.req.CAConfigMap; cm != "" {
+		vols = append(vols, corev1.Volume{Name: CAVolume, VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm},
+				Items: []corev1.KeyToPath{{Key: b.req.CAKey, Path: strings.TrimPrefix(agentconfig.CAFile, agentconfig.CADir+"/")}}}}})
+	}
+	return vols
+}

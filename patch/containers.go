@@ -41,10 +41,7 @@ func (b *podBuild) container(name string, once bool) corev1.Container {
 	if once {
 		args = append(args, "--once")
 	}
-	uid := b.settings.RunAsUser
-	if uid == 0 {
-		uid = defaultUID
-	}
+	uid := b.settings.AgentUID()
 	return corev1.Container{
 		Name:                     name,
 		Image:                    b.settings.AgentImage,

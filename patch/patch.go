@@ -68,6 +68,14 @@ type Settings struct {
 	RunAsUser int64
 }
 
+// AgentUID is the user our containers run as: RunAsUser, or 65532 when unset.
+func (s Settings) AgentUID() int64 {
+	if s.RunAsUser == 0 {
+		return defaultUID
+	}
+	return s.RunAsUser
+}
+
 // Status is the value of the status annotation: what we injected.
 type Status struct {
 	Version        int      `json:"version"`

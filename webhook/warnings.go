@@ -9,9 +9,6 @@ import (
 	"github.com/vault-injector/vault-injector/patch"
 )
 
-// defaultAgentUID is the UID patch gives our containers when Settings.RunAsUser is 0.
-const defaultAgentUID = 65532
-
 // warnings names settings that are valid but cannot do what they say in this pod.
 func (m *Mutator) warnings(pod *patch.Pod, runAs *RunAs, req *agentconfig.Request) []string {
 	var w []string
@@ -22,7 +19,7 @@ func (m *Mutator) warnings(pod *patch.Pod, runAs *RunAs, req *agentconfig.Reques
 				agentconfig.AnnotationNotifyProcess, n.Process, n.Process))
 		} else if others := m.otherUsers(pod, runAs, req); len(others) > 0 {
 			w = append(w, fmt.Sprintf("vault-injector: %s=%s may have no effect: the agent runs as UID %d with all capabilities dropped, so it can signal only processes of UID %d, but %s",
-				agentconfig.AnnotationNotifyProcess, n.Process, m.agentUID(), m.agentUID(), strings.Join(others, ", ")))
+				agentconfig.AnnotationNotifyProcess, n.Process, m.Settings.AgentUID(), m.Settings.AgentUID(), strings.Join(others, ", ")))
 		}
 	}
 	if m.Settings.Style == patch.StyleClassic && cfg.Mode == agentconfig.ModeSidecar && pod.OwnedBy("Job") {
@@ -41,17 +38,9 @@ func (m *Mutator) otherUsers(pod *patch.Pod, runAs *RunAs, req *agentconfig.Requ
 		if len(req.Containers) > 0 && !slices.Contains(req.Containers, c.Name) {
 			continue
 		}
-		if uid, ok := runAs.User(c.Name); ok && uid != m.agentUID() {
+		if uid, ok := runAs.User(c.Name); ok && uid != m.Settings.AgentUID() {
 			out = append(out, fmt.Sprintf("container %q runs as UID %d", c.Name, uid))
 		}
 	}
 	return out
-}
-
-// agentUID is the UID of our containers, as patch sets it.
-func (m *Mutator) agentUID() int64 {
-	if m.Settings.RunAsUser == 0 {
-		return defaultAgentUID
-	}
-	return m.Settings.RunAsUser
 }

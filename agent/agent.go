@@ -200,7 +200,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.saveState()
 			return err
 		default:
-			a.log.Warn("some files failed to render; they keep their last good content and are retried", "error", err.Error())
+			a.log.Warn("render failed; keeping the last good files of the templates that failed, retrying them", "error", err.Error())
 		}
 		a.saveState()
 		wait := time.Until(a.nextAction())

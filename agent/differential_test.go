@@ -57,7 +57,8 @@ path "sys/tools/hash/*" { capabilities = ["update"] }
 	if len(templates) < 20 {
 		t.Fatalf("corpus has %d templates, want at least 20", len(templates))
 	}
-	t.Setenv("VI_DIFF_ENV", "from the environment")
+	// The agent sees the app's variables under AppEnvPrefix (the patch renames them there).
+	t.Setenv(agentconfig.AppEnvPrefix+"VI_DIFF_ENV", "from the environment")
 
 	// consul-template, with the root token, once.
 	ctOut := t.TempDir()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -63,7 +64,7 @@ func (a *Agent) renewToken(ctx context.Context, identity string, t *tokenState) 
 		s, err = b.RenewToken(ctx, want)
 	}
 	now := a.now()
-	if err != nil && !isPermanent(err) && t.auth.Renewable && (t.expires.IsZero() || now.Before(t.expires)) {
+	if err != nil && !vaultRefused(err) && t.auth.Renewable && (t.expires.IsZero() || now.Before(t.expires)) {
 		// Vault unreachable: the token still works, and a second login would leave two live
 		// tokens. Try the renewal again soon.
 		a.log.Warn("token renewal failed; will retry", "identity", identity, "error", err.Error())
@@ -92,6 +93,21 @@ func (a *Agent) renewToken(ctx context.Context, identity string, t *tokenState) 
 	// new token while the old one, and its credentials, still live.
 	a.refetchLeased(identity)
 	a.saveState()
+}
+
+// vaultRefused reports an answer of Vault's that says the token cannot be renewed (Vault
+// answers a token past its max TTL with a 500), as opposed to no answer or a Vault that is
+// sealed, overloaded or between leaders, which a retry outlasts.
+func vaultRefused(err error) bool {
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return false
+	}
+	return true
 }
 
 // checkToken asks Vault whether the identity's token still works, after a 403. A dead token

@@ -642,7 +642,7 @@ func TestClassicSidecarReusesInitToken(t *testing.T) {
 	sidecar, logs := newTestAgent(t, cfg)
 	r := runAgent(t, sidecar)
 	waitReady(t, cfg, r)
-	if !strings.Contains(logs.String(), "reusing the init container's Vault token") {
+	if !strings.Contains(logs.String(), "adopted the state of this pod's previous agent\" tokens=1") {
 		t.Errorf("sidecar did not adopt the init container's token:\n%s", logs)
 	}
 	if got := e.reviewer.Reviews(); got != reviews {

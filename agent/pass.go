@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/vault-injector/vault-injector/agentconfig"
 )
 
 // passResult is what one render pass did.
@@ -71,6 +73,16 @@ func (a *Agent) renderOne(ctx context.Context, t boundTemplate, res *passResult)
 	return nil
 }
 
+// annotationOutput returns the output of the pod's annotations that writes file, or below it.
+func (a *Agent) annotationOutput(file string) (agentconfig.Secret, bool) {
+	for _, s := range a.cfg.Secrets {
+		if s.File == file || strings.HasPrefix(s.File, file+"/") {
+			return s, true
+		}
+	}
+	return agentconfig.Secret{}, false
+}
+
 type boundTemplate struct {
 	tmpl
 	identity string
@@ -112,6 +124,14 @@ func (a *Agent) templates() []boundTemplate {
 			continue
 		}
 		file := strings.TrimSuffix(strings.TrimSuffix(n, ".ctmpl"), ".tmpl")
+		if other, ok := a.annotationOutput(file); ok {
+			// The webhook cannot see the ConfigMap's keys at admission; refuse here rather
+			// than let two outputs overwrite each other's file at every pass.
+			out = append(out, boundTemplate{err: &permanentError{fmt.Errorf(
+				"template %s of the templates ConfigMap writes %s, which clashes with the file %s of annotation output %q: rename the ConfigMap key or set file-%s",
+				n, file, other.File, other.Name, other.Name)}})
+			continue
+		}
 		out = append(out, boundTemplate{tmpl: tmpl{name: n, text: string(b), file: file, perms: 0o644}, identity: a.cfg.TemplatesIdentity})
 	}
 	return out

@@ -194,3 +194,29 @@ func TestNextProcessAdoptsTokenAndLeases(t *testing.T) {
 		t.Errorf("%d logins; want 1", n)
 	}
 }
+
+// A ConfigMap template that would write the file of an annotation output (which the webhook
+// cannot see at admission) fails on its own, naming both, while the annotation's file renders.
+func TestConfigMapTemplateClashingWithAnnotationOutput(t *testing.T) {
+	v := newFakeVault()
+	v.set("kv/plain", map[string]any{"v": "from the annotation"})
+	cfg := fakeConfig(t, time.Hour, [2]string{"app.conf", goodTemplate})
+	cfg.Mode = agentconfig.ModeInit
+	cfg.TemplatesDir = t.TempDir()
+	for name, text := range map[string]string{"app.conf.tmpl": "from the ConfigMap", "other.tmpl": "fine"} {
+		if err := os.WriteFile(filepath.Join(cfg.TemplatesDir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := fakeAgent(t, cfg, v)
+	err := a.Once(context.Background(), time.Second)
+	if err == nil || !strings.Contains(err.Error(), "app.conf.tmpl") || !strings.Contains(err.Error(), `annotation output "app.conf"`) {
+		t.Fatalf("error %v; want one naming the ConfigMap key and the annotation output", err)
+	}
+	if got := fileContent(cfg.SecretsDir, "app.conf"); got != "from the annotation" {
+		t.Errorf("app.conf = %q", got)
+	}
+	if got := fileContent(cfg.SecretsDir, "other"); got != "fine" {
+		t.Errorf("other = %q", got)
+	}
+}

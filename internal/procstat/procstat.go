@@ -26,3 +26,9 @@ func Memory(pid int) (rssKiB, peakKiB int) {
 	}
 	return rssKiB, peakKiB
 }
+
+// ResetPeak resets a process's VmHWM to its current RSS (Linux clear_refs "5"), so a benchmark
+// can report the peak of one phase; without permission or on another OS it does nothing.
+func ResetPeak(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}

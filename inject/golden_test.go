@@ -28,11 +28,23 @@ var update = flag.Bool("update", false, "rewrite testdata/inject/*.injected.yaml
 
 const goldenDir = "../testdata/inject"
 
-// mutatorFor returns the test settings, with the case's "# golden: sidecar-style=classic" header applied.
+// goldenHeaders are the "# golden: <flag>=<value>" lines a case may carry, each with the
+// setting it stands for (the webhook flag of the same name).
+var goldenHeaders = []struct {
+	header string
+	apply  func(*patch.Settings)
+}{
+	{"# golden: sidecar-style=classic", func(s *patch.Settings) { s.Style = patch.StyleClassic }},
+	{"# golden: agent-uid=auto", func(s *patch.Settings) { s.PlatformUID = true }},
+}
+
+// mutatorFor returns the test settings, with the case's golden headers applied.
 func mutatorFor(doc []byte) *webhook.Mutator {
 	m := webhooktest.Mutator()
-	if bytes.Contains(doc, []byte("# golden: sidecar-style=classic")) {
-		m.Settings.Style = patch.StyleClassic
+	for _, h := range goldenHeaders {
+		if bytes.Contains(doc, []byte(h.header)) {
+			h.apply(&m.Settings)
+		}
 	}
 	return m
 }

@@ -41,8 +41,7 @@ func (b *podBuild) container(name string, once bool) corev1.Container {
 	if once {
 		args = append(args, "--once")
 	}
-	uid := b.settings.AgentUID()
-	return corev1.Container{
+	c := corev1.Container{
 		Name:                     name,
 		Image:                    b.settings.AgentImage,
 		ImagePullPolicy:          b.settings.ImagePullPolicy,
@@ -55,14 +54,17 @@ func (b *podBuild) container(name string, once bool) corev1.Container {
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr(true),
-			RunAsUser:                &uid,
-			RunAsGroup:               &uid,
 			AllowPrivilegeEscalation: ptr(false),
 			ReadOnlyRootFilesystem:   ptr(true),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+	// Unset, runAsNonRoot still makes the kubelet refuse to start our container as root.
+	if uid, known := b.settings.AgentUID(); known {
+		c.SecurityContext.RunAsUser, c.SecurityContext.RunAsGroup = &uid, &uid
+	}
+	return c
 }
 
 // encodedContainer returns our container's JSON: the memoised encoding of everything but the

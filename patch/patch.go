@@ -64,16 +64,25 @@ type Settings struct {
 	TokenAudience          string
 	TokenExpirationSeconds int64
 	Resources              corev1.ResourceRequirements
-	// RunAsUser is the UID of our containers.
+	// RunAsUser is the UID (and GID) of our containers; 0 means 65532.
 	RunAsUser int64
+	// PlatformUID leaves runAsUser and runAsGroup of our containers unset (RunAsUser is then
+	// ignored), so the pod's securityContext, else the platform, else the image's USER decides.
+	// OpenShift's restricted-v2 SCC refuses a UID outside the namespace's range and assigns one
+	// UID to every container of the pod that names none, so the app can read our files.
+	PlatformUID bool
 }
 
-// AgentUID is the user our containers run as: RunAsUser, or 65532 when unset.
-func (s Settings) AgentUID() int64 {
-	if s.RunAsUser == 0 {
-		return defaultUID
+// AgentUID is the user our containers run as: RunAsUser, or 65532 when RunAsUser is 0. known
+// is false with PlatformUID: the webhook sets no UID, so it cannot tell.
+func (s Settings) AgentUID() (uid int64, known bool) {
+	switch {
+	case s.PlatformUID:
+		return 0, false
+	case s.RunAsUser == 0:
+		return defaultUID, true
 	}
-	return s.RunAsUser
+	return s.RunAsUser, true
 }
 
 // Status is the value of the status annotation: what we injected.

@@ -17,9 +17,11 @@ func (m *Mutator) warnings(pod *patch.Pod, runAs *RunAs, req *agentconfig.Reques
 		if pod.Spec == nil || pod.Spec.ShareProcessNamespace == nil || !*pod.Spec.ShareProcessNamespace {
 			w = append(w, fmt.Sprintf("vault-injector: %s=%s has no effect: the pod does not set spec.shareProcessNamespace: true, so the agent cannot see process %q",
 				agentconfig.AnnotationNotifyProcess, n.Process, n.Process))
-		} else if others := m.otherUsers(pod, runAs, req); len(others) > 0 {
-			w = append(w, fmt.Sprintf("vault-injector: %s=%s may have no effect: the agent runs as UID %d with all capabilities dropped, so it can signal only processes of UID %d, but %s",
-				agentconfig.AnnotationNotifyProcess, n.Process, m.Settings.AgentUID(), m.Settings.AgentUID(), strings.Join(others, ", ")))
+		} else if uid, known := m.agentUID(runAs); known {
+			if others := otherUsers(pod, runAs, req, uid); len(others) > 0 {
+				w = append(w, fmt.Sprintf("vault-injector: %s=%s may have no effect: the agent runs as UID %d with all capabilities dropped, so it can signal only processes of UID %d, but %s",
+					agentconfig.AnnotationNotifyProcess, n.Process, uid, uid, strings.Join(others, ", ")))
+			}
 		}
 	}
 	if m.Settings.Style == patch.StyleClassic && cfg.Mode == agentconfig.ModeSidecar && pod.OwnedBy("Job") {
@@ -29,16 +31,30 @@ func (m *Mutator) warnings(pod *patch.Pod, runAs *RunAs, req *agentconfig.Reques
 	return w
 }
 
+// agentUID is the UID our containers will run as, when admission can tell. With
+// --agent-uid=auto they get no runAsUser of their own, so they run as the pod's runAsUser when
+// it sets one; else the platform (OpenShift's SCC gives every container without a UID the same
+// one) or the image decides, which admission cannot see.
+func (m *Mutator) agentUID(runAs *RunAs) (uid int64, known bool) {
+	if uid, known = m.Settings.AgentUID(); known {
+		return uid, true
+	}
+	if runAs == nil || runAs.SecurityContext == nil || runAs.SecurityContext.RunAsUser == nil {
+		return 0, false
+	}
+	return *runAs.SecurityContext.RunAsUser, true
+}
+
 // otherUsers names the app containers (those the containers annotation selects, else all)
 // whose spec makes them run as a UID other than the agent's. A container whose spec does not
 // say runs as its image's user, which admission cannot see: no warning for it.
-func (m *Mutator) otherUsers(pod *patch.Pod, runAs *RunAs, req *agentconfig.Request) []string {
+func otherUsers(pod *patch.Pod, runAs *RunAs, req *agentconfig.Request, agent int64) []string {
 	var out []string
 	for _, c := range pod.Spec.Containers {
 		if len(req.Containers) > 0 && !slices.Contains(req.Containers, c.Name) {
 			continue
 		}
-		if uid, ok := runAs.User(c.Name); ok && uid != m.Settings.AgentUID() {
+		if uid, ok := runAs.User(c.Name); ok && uid != agent {
 			out = append(out, fmt.Sprintf("container %q runs as UID %d", c.Name, uid))
 		}
 	}

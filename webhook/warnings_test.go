@@ -56,16 +56,47 @@ func TestWarnings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := webhooktest.Mutator()
 			m.Settings.Style = tc.style
-			res := m.Mutate([]byte(tc.pod), "shop")
-			if res.Err != nil {
-				t.Fatal(res.Err)
-			}
-			checkWarnings(t, "Mutate", res.Warnings, tc.want)
-			// The handler decodes the pod its own way: it must see the same.
-			h := (&webhook.Server{Handler: &webhook.Handler{Mutator: m, Log: slog.New(slog.DiscardHandler)}, Log: slog.New(slog.DiscardHandler)}).Router()
-			checkWarnings(t, "/mutate", webhooktest.Review(t, h, "shop", []byte(tc.pod)).Warnings, tc.want)
+			checkMutateWarnings(t, m, tc.pod, tc.want)
 		})
 	}
+}
+
+// With --agent-uid=auto our containers carry no runAsUser: the agent runs as the pod's
+// runAsUser when it sets one; else the platform picks (OpenShift: one UID for every container
+// without its own) or the image's USER does, which admission cannot see: no warning then.
+func TestWarningsAutoUID(t *testing.T) {
+	const notify = `"vault-injector.io/role":"app","vault-injector.io/secret-db":"database/creds/app","vault-injector.io/notify-process":"app"`
+	shared := func(podSC, containers string) string {
+		return `{"metadata":{"name":"p","annotations":{` + notify + `}},"spec":{"shareProcessNamespace":true,` + podSC + `"containers":[` + containers + `]}}`
+	}
+	for _, tc := range []struct {
+		name, pod, want string
+	}{
+		{"container runs as another user than the pod", shared(`"securityContext":{"runAsUser":1000},`, `{"name":"app","securityContext":{"runAsUser":0}}`),
+			`the agent runs as UID 1000 with all capabilities dropped, so it can signal only processes of UID 1000, but container "app" runs as UID 0`},
+		{"everything runs as the pod's user", shared(`"securityContext":{"runAsUser":1000},`, `{"name":"app"}`), ""},
+		{"the pod names no user", shared(``, `{"name":"app","securityContext":{"runAsUser":1000}}`), ""},
+		{"the agent's default UID means nothing here", shared(``, `{"name":"app","securityContext":{"runAsUser":65532}}`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := webhooktest.Mutator()
+			m.Settings.PlatformUID = true
+			checkMutateWarnings(t, m, tc.pod, tc.want)
+		})
+	}
+}
+
+// checkMutateWarnings checks the warnings of both entry points: Mutate and the handler, which
+// decodes the pod its own way and must see the same.
+func checkMutateWarnings(t *testing.T, m *webhook.Mutator, pod, want string) {
+	t.Helper()
+	res := m.Mutate([]byte(pod), "shop")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	checkWarnings(t, "Mutate", res.Warnings, want)
+	h := (&webhook.Server{Handler: &webhook.Handler{Mutator: m, Log: slog.New(slog.DiscardHandler)}, Log: slog.New(slog.DiscardHandler)}).Router()
+	checkWarnings(t, "/mutate", webhooktest.Review(t, h, "shop", []byte(pod)).Warnings, want)
 }
 
 func checkWarnings(t *testing.T, path string, got []string, want string) {

@@ -30,7 +30,7 @@ type mutatorFlags struct {
 	tokenExpiration                                                              time.Duration
 	refresh                                                                      time.Duration
 	cpuReq, cpuLim, memReq, memLim                                               string
-	runAsUser                                                                    int64
+	agentUID                                                                     agentUID
 	excluded                                                                     string
 	caConfigMap                                                                  string
 }
@@ -51,7 +51,8 @@ func (m *mutatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.cpuLim, "agent-cpu-limit", def.Limits.Cpu().String(), "CPU limit of injected containers (empty: none)")
 	fs.StringVar(&m.memReq, "agent-memory-request", def.Requests.Memory().String(), "memory request of injected containers")
 	fs.StringVar(&m.memLim, "agent-memory-limit", def.Limits.Memory().String(), "memory limit of injected containers (empty: none)")
-	fs.Int64Var(&m.runAsUser, "agent-uid", 65532, "UID (and GID) the injected containers run as")
+	m.agentUID = agentUID{uid: 65532}
+	fs.Var(&m.agentUID, "agent-uid", `UID (and GID) the injected containers run as, or "auto": leave runAsUser/runAsGroup unset, so the pod's securityContext or the platform chooses (OpenShift's restricted-v2 SCC refuses a UID outside the namespace's range)`)
 	fs.StringVar(&m.excluded, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "comma-separated namespaces never injected, whatever their labels")
 }
 
@@ -93,7 +94,8 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 			TokenAudience:          m.audience,
 			TokenExpirationSeconds: int64(m.tokenExpiration / time.Second),
 			Resources:              res,
-			RunAsUser:              m.runAsUser,
+			RunAsUser:              m.agentUID.uid,
+			PlatformUID:            m.agentUID.auto,
 		},
 		ExcludedNamespaces: excluded,
 	}, nil

@@ -202,6 +202,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--bind-address", "127.0.0.1", "--secure-port", kcmPort, "--leader-elect=false",
 		"--controllers", "serviceaccount,root-ca-cert-publisher,deployment,replicaset,job,cronjob,endpointslice,garbagecollector,namespace,ttl-after-finished",
 		"--root-ca-file", p+"/ca.crt", "--use-service-account-credentials=false",
+		// The token controller (always on, but idle without a signing key) fills Secrets of
+		// type kubernetes.io/service-account-token: the long-lived reviewer token that
+		// deploy/examples/vault-setup.sh gives Vault.
+		"--service-account-private-key-file", p+"/sa.key",
 		"--concurrent-gc-syncs", "5"); err != nil {
 		return nil, err
 	}
@@ -283,6 +287,9 @@ func (c *Cluster) pki() error {
 	}
 	return nil
 }
+
+// AdminKubeconfig is a kubeconfig file for kubectl as a cluster admin (system:masters).
+func (c *Cluster) AdminKubeconfig() string { return filepath.Join(c.Dir, "admin.kubeconfig") }
 
 func (c *Cluster) kubeconfig(user, token string) string {
 	return fmt.Sprintf(`apiVersion: v1

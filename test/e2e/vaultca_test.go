@@ -11,8 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/vault-injector/vault-injector/test/cluster"
 	"github.com/vault-injector/vault-injector/test/vaulttest"
 )
@@ -31,13 +29,13 @@ func TestVaultWithPrivateCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Sys().EnableAuthWithOptions("kubernetes", &api.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+	// The documented setup, run a second time (it is idempotent) against an HTTPS Vault:
+	// the vault CLI trusts it through VAULT_CACERT.
+	if err := vaultSetup(ctx, v); err != nil {
 		t.Fatal(err)
 	}
 	ns := namespace(t, "s12-vault-ca", true, nil)
 	for path, body := range map[string]map[string]any{
-		"auth/kubernetes/config": {"kubernetes_host": env.c.APIServer, "kubernetes_ca_cert": string(env.c.CA.CertPEM),
-			"token_reviewer_jwt": env.c.AdminToken, "disable_local_ca_jwt": true},
 		"auth/kubernetes/role/app": {"bound_service_account_names": "app", "bound_service_account_namespaces": ns,
 			"audience": "vault", "policies": "app", "ttl": "1h"},
 		"secret/data/app": {"data": map[string]any{"var": "verified-by-private-ca"}},

@@ -69,7 +69,7 @@ func (b *podBuild) container(name string, once bool) corev1.Container {
 
 // encodedContainer returns our container's JSON: the memoised encoding of everything but the
 // copied environment, with the environment spliced in (member order does not matter in JSON).
-func (b *podBuild) encodedContainer(B *Builder, name string, once, native bool) (json.RawMessage, error) {
+func (b *podBuild) encodedContainer(B *Builder, name string, once, native bool) (any, error) {
 	key := memoKey{piece: "container", name: name, once: once, native: native,
 		templates: b.req.TemplatesConfigMap != "", ca: b.req.CAConfigMap != "", resources: b.req.Resources}
 	base, err := B.encoded(key, func() any {
@@ -90,10 +90,7 @@ func (b *podBuild) encodedContainer(B *Builder, name string, once, native bool) 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(env)+len(base))
-	out = append(out, env[:len(env)-1]...)
-	out = append(out, ',')
-	return append(out, base[1:]...), nil
+	return splicedObject{head: env, tail: base}, nil
 }
 
 func (b *podBuild) nativeSidecar() corev1.Container {
@@ -111,12 +108,17 @@ func (b *podBuild) nativeSidecar() corev1.Container {
 
 // resources applies per-pod overrides (already validated as quantities) to the defaults.
 func resources(def corev1.ResourceRequirements, o agentconfig.Resources) (corev1.ResourceRequirements, error) {
-	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
-	for k, v := range def.Requests {
-		r.Requests[k] = v
-	}
-	for k, v := range def.Limits {
-		r.Limits[k] = v
+	// Without overrides the defaults are used as they are: copying their maps on every
+	// admission showed in the allocation profile, and nothing downstream writes to them.
+	r := def
+	if o != (agentconfig.Resources{}) {
+		r = corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+		for k, v := range def.Requests {
+			r.Requests[k] = v
+		}
+		for k, v := range def.Limits {
+			r.Limits[k] = v
+		}
 	}
 	set := []struct {
 		list corev1.ResourceList

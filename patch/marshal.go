@@ -18,13 +18,15 @@ func AppendMarshal(buf []byte, ops []Operation) ([]byte, error) {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `{"op":`...)
-		buf = appendString(buf, op.Op)
+		buf = AppendJSONString(buf, op.Op)
 		buf = append(buf, `,"path":`...)
-		buf = appendString(buf, op.Path)
+		buf = AppendJSONString(buf, op.Path)
 		buf = append(buf, `,"value":`...)
 		switch v := op.Value.(type) {
 		case json.RawMessage:
 			buf = append(buf, v...)
+		case splicedObject:
+			buf = v.appendTo(buf)
 		case []any:
 			buf = append(buf, '[')
 			for j, e := range v {
@@ -48,23 +50,17 @@ func AppendMarshal(buf []byte, ops []Operation) ([]byte, error) {
 	return append(buf, ']'), nil
 }
 
-// appendString appends s as a JSON string: directly when it is plain printable ASCII (our
-// paths always are), through encoding/json otherwise.
-func appendString(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			return append(buf, b...)
-		}
-	}
-	buf = append(buf, '"')
-	buf = append(buf, s...)
-	return append(buf, '"')
-}
 
 func appendValue(buf []byte, v any) ([]byte, error) {
-	if raw, ok := v.(json.RawMessage); ok {
-		return append(buf, raw...), nil
+	switch v := v.(type) {
+	case json.RawMessage:
+		return append(buf, v...), nil
+	case splicedObject:
+		return v.appendTo(buf), nil
+	case string:
+		// Annotation values (the agent config is a long JSON string): escaped straight into
+		// buf instead of through encoding/json's pooled encoder and a copy.
+		return AppendJSONString(buf, v), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -72,3 +68,22 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 	}
 	return append(buf, b...), nil
 }
+
+// splicedObject is a JSON object written as the members of head followed by those of tail
+// (both encoded objects): our container is its per-pod environment spliced into the memoised
+// rest, written straight into the patch buffer rather than joined into a copy first.
+type splicedObject struct{ head, tail json.RawMessage }
+
+func (o splicedObject) appendTo(buf []byte) []byte {
+	buf = append(buf, o.head[:len(o.head)-1]...)
+	if len(o.tail) > 2 { // not "{}"
+		buf = append(buf, ',')
+		buf = append(buf, o.tail[1:]...)
+	} else {
+		buf = append(buf, '}')
+	}
+	return buf
+}
+
+// MarshalJSON lets encoding/json encode operations that carry one, as AppendMarshal does.
+func (o splicedObject) MarshalJSON() ([]byte, error) { return o.appendTo(nil), nil }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -63,6 +65,36 @@ func BenchmarkBaseline(b *testing.B) {
 		rv.Request = nil
 		if _, err := json.Marshal(&rv); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// distinctBodies are typical reviews that differ in one secret path each: more than the
+// annotation memo holds, so cycling through them parses and encodes every request.
+func distinctBodies(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		pod := strings.Replace(webhooktest.TypicalPod, `"secret/data/api/config"`, `"secret/data/api/config-`+strconv.Itoa(i)+`"`, 1)
+		out[i] = webhooktest.ReviewBody("shop", []byte(pod))
+	}
+	return out
+}
+
+// BenchmarkHandlerDistinct is BenchmarkHandler with a different pod on every request, as many
+// Deployments or a rollout send: the memo cannot hide the parse and build.
+func BenchmarkHandlerDistinct(b *testing.B) {
+	h := (&webhook.Server{Handler: &webhook.Handler{Mutator: webhooktest.Mutator(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Log: slog.Default()}).Router()
+	bodies := distinctBodies(4096)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(bodies[i%len(bodies)]))
+		i++
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Body)
 		}
 	}
 }

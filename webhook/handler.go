@@ -244,7 +244,4 @@ func appendAllowed(buf []byte, apiVersion string, resp *admissionv1.AdmissionRes
 	return append(buf, "}}"...)
 }
 
-func appendJSON(buf []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(buf, b...)
-}
+func appendJSON(buf []byte, s string) []byte { return patch.AppendJSONString(buf, s) }

@@ -88,14 +88,55 @@ same binary runs both faces, so they always match).
 {{/*
 Secret holding the serving certificate. selfManaged: written by the webhook itself.
 certManager: written by cert-manager (a different name, so switching modes never makes one
-manager adopt the other's Secret).
+manager adopt the other's Secret). secret: the operator's own, which the chart only mounts.
 */}}
 {{- define "vault-injector.tlsSecretName" -}}
 {{- if eq .Values.certs.mode "certManager" }}
 {{- .Values.certs.certManager.secretName | default (printf "%s-serving-tls" (include "vault-injector.fullname" .)) }}
+{{- else if eq .Values.certs.mode "secret" }}
+{{- .Values.certs.secret.name }}
 {{- else }}
 {{- .Values.certs.selfManaged.secretName | default (printf "%s-tls" (include "vault-injector.fullname" .)) }}
 {{- end }}
+{{- end }}
+
+{{/*
+Modes in which the webhook reads its certificate from a mounted Secret (--cert-mode=files), and
+where: certManager and secret. "" in selfManaged mode, where nothing is mounted.
+*/}}
+{{- define "vault-injector.tlsMountPath" -}}
+{{- $mounted := dict "certManager" .Values.certs.certManager "secret" .Values.certs.secret }}
+{{- with get $mounted .Values.certs.mode }}{{ .mountPath }}{{ end }}
+{{- end }}
+
+{{/*
+caBundle of certs.mode=secret: PEM is encoded here, so `--set-file certs.secret.caBundle=ca.crt`
+works; anything else is taken as base64 already.
+*/}}
+{{- define "vault-injector.secretCABundle" -}}
+{{- $ca := .Values.certs.secret.caBundle | trim }}
+{{- if contains "-----BEGIN" $ca }}{{ $ca | b64enc }}{{ else }}{{ $ca | nospace }}{{ end }}
+{{- end }}
+
+{{/*
+--agent-uid: "auto" on OpenShift (the SCC assigns the UID), else webhook.agentUid. An integer
+is printed with %d: Helm reads numbers as floats, and %v would print 1000680000 as 1.00068e+09.
+*/}}
+{{- define "vault-injector.agentUid" -}}
+{{- $uid := .Values.webhook.agentUid }}
+{{- if or .Values.openshift (eq (toString $uid) "auto") }}auto{{ else }}{{ printf "%d" (int64 $uid) }}{{ end }}
+{{- end }}
+
+{{/*
+A security context without UIDs and GIDs on OpenShift, whose restricted-v2 SCC assigns them
+from the namespace's range and refuses any other.
+*/}}
+{{- define "vault-injector.securityContext" -}}
+{{- $sc := index . 0 }}
+{{- if (index . 1).Values.openshift }}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- with $sc }}{{ toYaml . }}{{ end }}
 {{- end }}
 
 {{/* cert-manager Certificate of the serving certificate (named by inject-ca-from). */}}
@@ -138,16 +179,16 @@ configuration.
 - {{ printf "--agent-memory-request=%s" (dig "requests" "memory" "" ($w.agentResources | default dict) | default "" | toString) | quote }}
 - {{ printf "--agent-cpu-limit=%s" (dig "limits" "cpu" "" ($w.agentResources | default dict) | default "" | toString) | quote }}
 - {{ printf "--agent-memory-limit=%s" (dig "limits" "memory" "" ($w.agentResources | default dict) | default "" | toString) | quote }}
-- {{ printf "--agent-uid=%d" (int64 $w.agentUid) | quote }}
+- {{ printf "--agent-uid=%s" (include "vault-injector.agentUid" .) | quote }}
 - {{ printf "--excluded-namespaces=%s" (include "vault-injector.excludedNamespaces" .) | quote }}
 - {{ printf "--log-level=%s" $w.logLevel | quote }}
 - {{ printf "--shutdown-grace=%s" $w.shutdownGrace | quote }}
 - {{ printf "--max-requests-in-flight=%d" (int64 $w.maxRequestsInFlight) | quote }}
 - {{ printf "--max-in-flight-bytes=%s" $w.maxInFlightBytes | quote }}
-{{- if eq .Values.certs.mode "certManager" }}
+{{- with include "vault-injector.tlsMountPath" . }}
 - "--cert-mode=files"
-- {{ printf "--tls-cert-file=%s/tls.crt" .Values.certs.certManager.mountPath | quote }}
-- {{ printf "--tls-key-file=%s/tls.key" .Values.certs.certManager.mountPath | quote }}
+- {{ printf "--tls-cert-file=%s/tls.crt" . | quote }}
+- {{ printf "--tls-key-file=%s/tls.key" . | quote }}
 {{- else }}
 - "--cert-mode=self-managed"
 - {{ printf "--namespace=%s" .Release.Namespace | quote }}
@@ -180,8 +221,14 @@ configuration.
 Fail early on settings the cluster or the other values cannot honour.
 */}}
 {{- define "vault-injector.validate" -}}
-{{- if not (has .Values.certs.mode (list "selfManaged" "certManager")) }}
-{{- fail (printf "certs.mode=%q is invalid: expected selfManaged or certManager" .Values.certs.mode) }}
+{{- if not (has .Values.certs.mode (list "selfManaged" "certManager" "secret")) }}
+{{- fail (printf "certs.mode=%q is invalid: expected selfManaged, certManager or secret" .Values.certs.mode) }}
+{{- end }}
+{{- if and (eq .Values.certs.mode "secret") (or (not .Values.certs.secret.name) (not .Values.certs.secret.caBundle)) }}
+{{- fail "certs.mode=secret needs certs.secret.name (an existing kubernetes.io/tls Secret) and certs.secret.caBundle (the CA that signed it)" }}
+{{- end }}
+{{- if and .Values.priorityClassQuota.enabled (not .Values.priorityClassName) }}
+{{- fail "priorityClassQuota.enabled=true scopes a ResourceQuota to priorityClassName, which is empty: set it (e.g. system-cluster-critical)" }}
 {{- end }}
 {{- if and (eq .Values.webhook.sidecarStyle "native") (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) }}
 {{- fail (printf "webhook.sidecarStyle=native needs Kubernetes >= 1.29 (native sidecars); this cluster is %s: set webhook.sidecarStyle=classic" .Capabilities.KubeVersion.Version) }}

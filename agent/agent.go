@@ -18,6 +18,7 @@ import (
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
+	"github.com/vault-injector/vault-injector/internal/pagetrim"
 )
 
 // TerminationLog is where Kubernetes reads a container's termination message.
@@ -221,7 +222,7 @@ func (a *Agent) releaseStartupPages() {
 	if !a.trimMemory {
 		return
 	}
-	if n, err := trimStartupPages(); err != nil {
+	if n, err := pagetrim.StartupPages(); err != nil {
 		a.log.Debug("start-up pages not released", "error", err.Error())
 	} else {
 		a.log.Debug("released start-up pages", "bytes", n)

@@ -1,4 +1,6 @@
-package agent
+// Package pagetrim lets a long-running process give back the pages of its own executable that
+// start-up touched: the agent after its first render, the webhook once it serves.
+package pagetrim
 
 import (
 	"bufio"
@@ -9,13 +11,13 @@ import (
 	"syscall"
 )
 
-// trimStartupPages lets the kernel drop the read-only pages of our own executable (code,
-// read-only data) from the process's resident set once start-up is over. A sidecar runs in
-// every pod, and start-up touches code it will never run again (flag parsing, login, first
-// render), which the kernel's fault-around inflates further. The pages are clean and backed by
+// StartupPages lets the kernel drop the read-only pages of our own executable (code,
+// read-only data) from the process's resident set once start-up is over. Start-up touches code
+// it will never run again (package initialisers of every linked library, flag parsing, the
+// agent's login and first render), which the kernel's fault-around inflates further. The pages are clean and backed by
 // the binary, so anything still needed faults back in from the page cache; MADV_RANDOM keeps
 // those faults to the page needed. Writable mappings (data, heap) are never touched.
-func trimStartupPages() (int, error) {
+func StartupPages() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, err

@@ -1,4 +1,4 @@
-package agent
+package pagetrim
 
 import (
 	"debug/elf"
@@ -7,7 +7,7 @@ import (
 
 // The test binary may be dynamically linked (cgo): trimming must then refuse rather than drop
 // pages the loader relocated; statically linked, it must release something and keep running.
-func TestTrimStartupPages(t *testing.T) {
+func TestStartupPages(t *testing.T) {
 	f, err := elf.Open("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
@@ -17,7 +17,7 @@ func TestTrimStartupPages(t *testing.T) {
 		dynamic = dynamic || p.Type == elf.PT_DYNAMIC || p.Type == elf.PT_INTERP
 	}
 	f.Close()
-	n, err := trimStartupPages()
+	n, err := StartupPages()
 	if dynamic {
 		if err == nil {
 			t.Fatal("trimmed a dynamically linked binary")
@@ -28,7 +28,7 @@ func TestTrimStartupPages(t *testing.T) {
 		t.Fatalf("trimmed %d bytes: %v", n, err)
 	}
 	// Still alive and able to run code that was paged out.
-	if _, err := render(t.Context(), tmpl{name: "after-trim", text: `{{ "ok" | toUpper }}`}, fixedFetch); err != nil {
+	if _, err := elf.Open("/proc/self/exe"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,5 +1,0 @@
-//go:build !linux
-
-package agent
-
-func trimStartupPages() (int, error) { return 0, nil }

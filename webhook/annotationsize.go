@@ -41,6 +41,10 @@ func errAnnotationsTooLarge(total int) error {
 func checkInjectedSize(pod *patch.Pod, ops []patch.Operation) error {
 	ann := pod.Annotations()
 	total, _ := annotationBytes(ann)
+	if total+addedBytesBound(ops) <= MaxAnnotationBytes {
+		// The common case, decided without building the map of added annotations.
+		return nil
+	}
 	before := total
 	for k, v := range addedAnnotations(ops) {
 		if old, ok := ann[k]; ok {
@@ -54,6 +58,31 @@ func checkInjectedSize(pod *patch.Pod, ops []patch.Operation) error {
 	return fmt.Errorf("injection adds %d bytes of annotations (%s repeats the inline templates), which brings the pod's annotations to %d bytes, "+
 		"over the API server's limit of %d bytes (256 KiB, keys and values); move large templates into a ConfigMap (%s)",
 		total-before, agentconfig.AnnotationAgentConfig, total, MaxAnnotationBytes, agentconfig.AnnotationTemplatesConfigMap)
+}
+
+// addedBytesBound is at least what the operations add to the annotations: escaped keys are
+// never shorter than their unescaped form, and replaced values are not subtracted.
+func addedBytesBound(ops []patch.Operation) int {
+	const annPath = "/metadata/annotations/"
+	n := 0
+	for _, op := range ops {
+		switch v := op.Value.(type) {
+		case string:
+			if strings.HasPrefix(op.Path, annPath) {
+				n += len(op.Path) - len(annPath) + len(v)
+			}
+		case map[string]string, map[string]any:
+			out := map[string]string{}
+			copyStrings(out, v)
+			if md, ok := v.(map[string]any); ok {
+				copyStrings(out, md["annotations"])
+			}
+			for k, s := range out {
+				n += len(k) + len(s)
+			}
+		}
+	}
+	return n
 }
 
 // addedAnnotations lists the annotations the operations add, whichever of the three shapes

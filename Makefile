@@ -7,8 +7,14 @@ VERSION ?= 0.1.0
 IMAGE ?= ghcr.io/vault-injector/vault-injector:$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
+HELM ?= $(CACHE)/tools/helm-v3.22.0/bin/helm
+IMAGE_PLATFORMS := linux/amd64 linux/arm64
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+RELEASE_DIR ?= bin/release
+# platform_bin: linux/arm64 -> bin/linux-arm64/vault-injector (see the pattern rule below).
+platform_bin = bin/$(subst /,-,$(1))/vault-injector
 
-.PHONY: all build tools image test unit e2e bench fuzz demo golden clean
+.PHONY: all build tools image release test unit e2e bench fuzz demo golden clean FORCE
 
 all: build
 
@@ -18,9 +24,29 @@ build:
 tools:
 	test/tools/build.sh
 
-# The product image as an OCI tarball, written without Docker (go-containerregistry).
-image: build
-	$(GO) run ./hack/image --binary bin/vault-injector --tag $(IMAGE) --out bin/vault-injector-image.tar
+# A static binary for one platform, cross-compiled: bin/linux-arm64/vault-injector. Always
+# handed to go build (FORCE), whose cache makes an unchanged rebuild take a second.
+bin/%/vault-injector: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/vault-injector
+
+# The product image for linux/amd64 and linux/arm64 (an image index), written without Docker
+# (go-containerregistry): an OCI image layout, and the same as one tar file that
+# `ctr -n k8s.io images import` loads (unpacking the host's platform).
+image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)))
+	$(GO) run ./hack/image --tag $(IMAGE) --layout bin/vault-injector-image --archive bin/vault-injector-image.tar \
+		$(foreach p,$(IMAGE_PLATFORMS),--platform $(p)=$(call platform_bin,$(p)))
+
+# What a release needs, without a registry, in $(RELEASE_DIR): CLI binaries for
+# $(RELEASE_PLATFORMS), the image (OCI layout and its tar), the packaged chart, SHA256SUMS;
+# then the artifacts are checked (hack/release/release_test.go, build tag release: platforms
+# and CPUs, helm lint + template of the package, checksums). Only helm is needed from the tools.
+release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p)))
+	test/tools/build.sh helm
+	$(GO) run ./hack/release --version $(VERSION) --tag $(IMAGE) --out $(RELEASE_DIR) --helm $(HELM) \
+		--chart deploy/helm/vault-injector $(foreach p,$(RELEASE_PLATFORMS),--binary $(p)=$(call platform_bin,$(p)))
+	$(GO) test -count=1 -tags release ./hack/release -run TestRelease -args \
+		-release-dir $(abspath $(RELEASE_DIR)) -version $(VERSION) -tag $(IMAGE) -helm $(HELM)
 
 # Unit and component tests, with the race detector (needs gcc, installed by `make tools`). Some
 # start a real Vault, PostgreSQL or consul-template from the tools cache (`make tools`); a

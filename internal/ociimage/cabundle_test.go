@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -84,32 +84,17 @@ func imageFile(t *testing.T, path string) (*tar.Header, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("image layers: %d, %v", len(layers), err)
-	}
-	rc, err := layers[0].Uncompressed()
+	return fileInImage(t, img, path)
+}
+
+// fileInImage returns one file of the image's only layer.
+func fileInImage(t *testing.T, img v1.Image, path string) (*tar.Header, []byte) {
+	t.Helper()
+	hdr, b, err := ReadFile(img, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rc.Close() })
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			t.Fatalf("%s is not in the product image", path)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Name == path {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return hdr, b
-		}
-	}
+	return hdr, b
 }
 
 func selfSigned(t *testing.T) *x509.Certificate {

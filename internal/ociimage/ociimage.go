@@ -1,5 +1,6 @@
-// Package ociimage writes single-layer container images as tarballs that `ctr images import`
-// (and `docker load`) accept, without a Docker engine or a registry.
+// Package ociimage writes single-layer container images without a Docker engine or a registry:
+// a single-platform tarball that `ctr images import` (and `docker load`) accept, or a
+// multi-platform image index as an OCI image layout, plain or archived.
 package ociimage
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // File is one entry of the image's only layer.
@@ -42,32 +44,10 @@ type Spec struct {
 // epoch keeps layers reproducible: the same inputs give the same digest.
 var epoch = time.Unix(0, 0)
 
-// Write writes the image as a tarball at path.
+// Write writes the image for linux/amd64 as a tarball at path (the format of `docker save`),
+// which `ctr images import` and `docker load` accept: what the e2e node imports.
 func Write(path string, s Spec) error {
-	layerTar, err := layer(s.Files)
-	if err != nil {
-		return err
-	}
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		return fmt.Errorf("layer: %w", err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		return err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS = "amd64", "linux"
-	cf.Created = v1.Time{Time: epoch}
-	cf.Config.Entrypoint, cf.Config.Cmd, cf.Config.User = s.Entrypoint, s.Cmd, s.User
-	cf.Config.Env = s.Env
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := build(s, Platform{OS: "linux", Arch: "amd64"}, dockerTypes)
 	if err != nil {
 		return err
 	}
@@ -79,6 +59,48 @@ func Write(path string, s Spec) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// mediaTypes are the media types of an image's manifest, config and layer: Docker's for the
+// `docker save` tarball (as before), OCI's for an OCI layout.
+type mediaTypes struct{ manifest, config, layer types.MediaType }
+
+var (
+	dockerTypes = mediaTypes{types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer}
+	ociTypes    = mediaTypes{types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer}
+)
+
+// build makes the single-layer image of s for platform p.
+func build(s Spec, p Platform, mt mediaTypes) (v1.Image, error) {
+	layerTar, err := layer(s.Files)
+	if err != nil {
+		return nil, err
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	}, tarball.WithMediaType(mt.layer))
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, mt.manifest), mt.config)
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		return nil, fmt.Errorf("append layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = p.Arch, p.OS
+	cf.Created = v1.Time{Time: epoch}
+	cf.Config.Entrypoint, cf.Config.Cmd, cf.Config.User = s.Entrypoint, s.Cmd, s.User
+	cf.Config.Env = s.Env
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return img, nil
 }
 
 func layer(files map[string]File) ([]byte, error) {

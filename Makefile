@@ -14,7 +14,7 @@ RELEASE_DIR ?= bin/release
 # platform_bin: linux/arm64 -> bin/linux-arm64/vault-injector (see the pattern rule below).
 platform_bin = bin/$(subst /,-,$(1))/vault-injector
 
-.PHONY: all build tools image release test unit e2e bench fuzz demo golden clean FORCE
+.PHONY: all build tools image release test unit e2e scale bench fuzz demo golden clean FORCE
 
 all: build
 
@@ -58,9 +58,15 @@ unit:
 e2e: tools build
 	$(GO) test -count=1 -tags e2e -timeout 45m ./test/... -v
 
+# A rollout of 300 injected pods through the real API server, two chart replicas rotating
+# their certificate, figures from the API server's metrics (test/scale; about 2 minutes).
+scale: tools build
+	$(GO) test -count=1 -tags scale -timeout 20m ./test/scale -v
+
 test: tools
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) scale
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./patch/ ./webhook/

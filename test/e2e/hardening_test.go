@@ -5,9 +5,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/vault-injector/vault-injector/patch"
 	"github.com/vault-injector/vault-injector/test/cluster"
 	"github.com/vault-injector/vault-injector/test/pgtest"
+	"github.com/vault-injector/vault-injector/test/testkit"
 	"github.com/vault-injector/vault-injector/test/trap"
 )
 
@@ -238,24 +237,13 @@ func killAgent(t *testing.T, p *corev1.Pod) {
 	if s == nil || s.ContainerID == "" {
 		t.Fatalf("no running agent container: %s", describe(p))
 	}
-	id := s.ContainerID[strings.Index(s.ContainerID, "://")+3:]
-	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil || !strings.Contains(string(b), id) {
-			continue
-		}
-		var pid int
-		fmt.Sscanf(filepath.Base(filepath.Dir(f)), "%d", &pid)
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "cmdline"))
-		if strings.Contains(string(cmdline), "agent") {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
+	pid, err := testkit.ContainerProcess(s.ContainerID, "agent")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no process of container %s found", id)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // vaultLeases counts the leases under prefix (sys/leases/lookup/<prefix>).

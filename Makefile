@@ -77,6 +77,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFromAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agentconfig/
+	$(GO) test -run '^$$' -fuzz FuzzTranslateVaultAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
 	$(GO) test -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./agent/

@@ -32,10 +32,11 @@ const goldenDir = "../testdata/inject"
 // setting it stands for (the webhook flag of the same name).
 var goldenHeaders = []struct {
 	header string
-	apply  func(*patch.Settings)
+	apply  func(*webhook.Mutator)
 }{
-	{"# golden: sidecar-style=classic", func(s *patch.Settings) { s.Style = patch.StyleClassic }},
-	{"# golden: agent-uid=auto", func(s *patch.Settings) { s.PlatformUID = true }},
+	{"# golden: sidecar-style=classic", func(m *webhook.Mutator) { m.Settings.Style = patch.StyleClassic }},
+	{"# golden: agent-uid=auto", func(m *webhook.Mutator) { m.Settings.PlatformUID = true }},
+	{"# golden: accept-vault-annotations=true", func(m *webhook.Mutator) { m.AcceptVaultAnnotations = true }},
 }
 
 // mutatorFor returns the test settings, with the case's golden headers applied.
@@ -43,7 +44,7 @@ func mutatorFor(doc []byte) *webhook.Mutator {
 	m := webhooktest.Mutator()
 	for _, h := range goldenHeaders {
 		if bytes.Contains(doc, []byte(h.header)) {
-			h.apply(&m.Settings)
+			h.apply(m)
 		}
 	}
 	return m

@@ -51,6 +51,9 @@ type Result struct {
 type Mutator struct {
 	Defaults agentconfig.Defaults
 	Settings patch.Settings
+	// AcceptVaultAnnotations injects pods annotated for HashiCorp's injector
+	// (vault.hashicorp.com/), translated to ours (agentconfig.TranslateVaultAnnotations).
+	AcceptVaultAnnotations bool
 	// ExcludedNamespaces never get injected, whatever their labels say.
 	ExcludedNamespaces []string
 
@@ -152,6 +155,16 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	}
 	if agentconfig.OptedOut(ann) {
 		return Result{Outcome: Skipped, Reason: ReasonOptedOut}
+	}
+	if m.AcceptVaultAnnotations && agentconfig.HasVaultAnnotations(ann) {
+		translated, err := agentconfig.TranslateVaultAnnotations(ann)
+		if err != nil {
+			return Result{Outcome: Denied, Reason: ReasonInvalidAnnotation, Err: err}
+		}
+		if translated == nil {
+			return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
+		}
+		ann = translated
 	}
 	if total, ours := annotationBytes(ann); ours && total > MaxAnnotationBytes {
 		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: errAnnotationsTooLarge(total)}

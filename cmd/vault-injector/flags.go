@@ -33,6 +33,7 @@ type mutatorFlags struct {
 	agentUID                                                                     agentUID
 	excluded                                                                     string
 	caConfigMap                                                                  string
+	acceptVault                                                                  bool
 }
 
 func (m *mutatorFlags) register(fs *flag.FlagSet) {
@@ -53,6 +54,7 @@ func (m *mutatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.memLim, "agent-memory-limit", def.Limits.Memory().String(), "memory limit of injected containers (empty: none)")
 	m.agentUID = agentUID{uid: 65532}
 	fs.Var(&m.agentUID, "agent-uid", `UID (and GID) the injected containers run as, or "auto": leave runAsUser/runAsGroup unset, so the pod's securityContext or the platform chooses (OpenShift's restricted-v2 SCC refuses a UID outside the namespace's range)`)
+	fs.BoolVar(&m.acceptVault, "accept-vault-annotations", false, "also inject pods annotated for HashiCorp's injector (vault.hashicorp.com/agent-inject: \"true\"), translated to vault-injector's annotations; keys without an equivalent deny the pod, naming them (README: migrating from vault.hashicorp.com)")
 	fs.StringVar(&m.excluded, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "comma-separated namespaces never injected, whatever their labels")
 }
 
@@ -97,7 +99,8 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 			RunAsUser:              m.agentUID.uid,
 			PlatformUID:            m.agentUID.auto,
 		},
-		ExcludedNamespaces: excluded,
+		ExcludedNamespaces:     excluded,
+		AcceptVaultAnnotations: m.acceptVault,
 	}, nil
 }
 

@@ -328,12 +328,20 @@ func metricFrom(t *testing.T, addr string, caPEM []byte, outcome, reason string)
 // only, kube-system excluded, only pods with our annotations (the chart's matchCondition), no
 // side effects, short timeout, reinvocation if needed.
 func registerWebhook(ctx context.Context, name string, policy admissionregistrationv1.FailurePolicyType) error {
-	url := "https://" + env.webhookAddr + "/mutate"
+	mwc := webhookConfiguration(name, "https://"+env.webhookAddr+"/mutate", policy, injectorMatchConditions,
+		map[string]string{"vault-injector.io/inject": "enabled"})
+	_, err := env.c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{})
+	return err
+}
+
+// webhookConfiguration is that registration for a webhook at url, sending the pods that match
+// conditions in the namespaces labelled nsLabels.
+func webhookConfiguration(name, url string, policy admissionregistrationv1.FailurePolicyType, conditions []admissionregistrationv1.MatchCondition, nsLabels map[string]string) *admissionregistrationv1.MutatingWebhookConfiguration {
 	none := admissionregistrationv1.SideEffectClassNone
 	timeout := int32(5)
 	reinvoke := admissionregistrationv1.IfNeededReinvocationPolicy
 	scope := admissionregistrationv1.NamespacedScope
-	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:                    "pods.vault-injector.io",
@@ -344,17 +352,15 @@ func registerWebhook(ctx context.Context, name string, policy admissionregistrat
 			TimeoutSeconds:          &timeout,
 			AdmissionReviewVersions: []string{"v1"},
 			ReinvocationPolicy:      &reinvoke,
-			MatchConditions:         injectorMatchConditions,
+			MatchConditions:         conditions,
 			NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{"vault-injector.io/inject": "enabled"},
+				MatchLabels: nsLabels,
 				MatchExpressions: []metav1.LabelSelectorRequirement{{
 					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system"},
 				}},
 			},
 		}},
 	}
-	_, err := env.c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{})
-	return err
 }
 
 func tailFile(path string, n int) string {

@@ -180,6 +180,9 @@ configuration.
 - {{ printf "--agent-cpu-limit=%s" (dig "limits" "cpu" "" ($w.agentResources | default dict) | default "" | toString) | quote }}
 - {{ printf "--agent-memory-limit=%s" (dig "limits" "memory" "" ($w.agentResources | default dict) | default "" | toString) | quote }}
 - {{ printf "--agent-uid=%s" (include "vault-injector.agentUid" .) | quote }}
+{{- if $w.acceptVaultAnnotations }}
+- "--accept-vault-annotations"
+{{- end }}
 - {{ printf "--excluded-namespaces=%s" (include "vault-injector.excludedNamespaces" .) | quote }}
 - {{ printf "--log-level=%s" $w.logLevel | quote }}
 - {{ printf "--shutdown-grace=%s" $w.shutdownGrace | quote }}

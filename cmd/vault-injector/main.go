@@ -36,6 +36,7 @@ Usage:
   vault-injector webhook [flags]        serve the mutating admission webhook (HTTPS)
   vault-injector inject -f FILE|- [-n NAMESPACE] [flags]
                                         inject offline: YAML in, injected YAML out
+  vault-injector migrate -f FILE|-      rewrite vault.hashicorp.com/ annotations to vault-injector.io/
   vault-injector agent [flags]          run inside injected pods (auth, render, renew)
   vault-injector version
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runWebhook(ctx, args[1:], stderr)
 	case "inject":
 		err = runInject(args[1:], stdin, stdout, stderr)
+	case "migrate":
+		err = runMigrate(args[1:], stdin, stdout, stderr)
 	case "agent":
 		return agent.Main(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
@@ -195,6 +198,35 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		in = f
 	}
 	return inject.StreamWarn(in, stdout, stderr, m, *ns)
+}
+
+// runMigrate rewrites manifests written for HashiCorp's injector to our annotations. Objects
+// it cannot map are written unchanged and listed on stderr, and the exit code is 1.
+func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := cliflags.New("migrate", "migrate -f FILE|-")
+	fs.SetOutput(stderr)
+	file := fs.String("f", "-", "YAML file to rewrite, - for stdin")
+	if err := cliflags.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: give the file with -f", fs.Args())
+	}
+	in := stdin
+	if *file != "-" {
+		f, err := os.Open(*file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	err := inject.Migrate(in, stdout)
+	var um *inject.UnmappedError
+	if errors.As(err, &um) {
+		return fmt.Errorf("written unchanged, since their annotations have no equivalent here:\n%w", err)
+	}
+	return err
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/vault-injector/vault-injector/test/cluster"
 )
@@ -63,6 +66,50 @@ func TestVaultAnnotationsAccepted(t *testing.T) {
 	// The injector lower-cases secret names unless preserve-secret-case is set.
 	if got, want := get(t, "http://127.0.0.1:"+port+"/config.txt"), "var: from-vault\n"; got != want {
 		t.Errorf("config.txt = %q, want %q", got, want)
+	}
+
+	// The same manifest after `vault-injector migrate` runs through the suite's webhook, which
+	// does not accept the other prefix, and its app reads the same bytes.
+	ns2 := namespace(t, "h4-migrated", true, nil)
+	vaultApp(t, ns2, "app", "from-vault")
+	port2 := cluster.FreePort()
+	pod2 := httpdPod("app", "app", port2, map[string]string{
+		"vault.hashicorp.com/agent-inject":                   "true",
+		"vault.hashicorp.com/role":                           role,
+		"vault.hashicorp.com/agent-inject-secret-Config.txt": path,
+	})
+	pod2.APIVersion, pod2.Kind = "v1", "Pod"
+	in, err := yaml.Marshal(pod2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(env.binary, "migrate", "-f", "-")
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	var migrated corev1.Pod
+	if err := yaml.Unmarshal(out, &migrated); err != nil {
+		t.Fatal(err)
+	}
+	// The role and path were made for ns; bind the role to ns2's service account too.
+	v, err := env.vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Logical().Write("auth/kubernetes/role/"+role, map[string]any{
+		"bound_service_account_names": "app", "bound_service_account_namespaces": ns + "," + ns2,
+		"audience": "vault", "policies": role, "ttl": "1h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.c.Client.CoreV1().Pods(ns2).Create(ctx, &migrated, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, ns2, "app", 90*time.Second, "migrated app running", running)
+	if got, want := get(t, "http://127.0.0.1:"+port2+"/config.txt"), "var: from-vault\n"; got != want {
+		t.Errorf("after migrate: config.txt = %q, want %q", got, want)
 	}
 }
 

@@ -32,6 +32,13 @@ func seedCorpusData(t *testing.T, e *vaultEnv) {
 		"user": "bob", "api_key": "K-123", "hosts": []string{"h1", "h2", "h3"}, "enabled": true,
 		"html": "<b>&amp;</b>", "unicode": "grüße ✓", "ratio": 0.25,
 	}})
+	e.write(t, "kv/funcs", map[string]any{
+		"yaml":     "name: svc\nports: [80, 443]\nnested:\n  ok: true\nempty:\n",
+		"yamllist": "- a\n- 2\n- true\n",
+		"json":     `{"name":"svc","ports":[80,443],"nested":{"ok":true,"ratio":0.5}}`,
+		"pairs":    "x:1;y:2;bad;z:",
+	})
+	e.write(t, "kv/tree", map[string]any{"app/db/user": "u", "app/db/pass": "p", "top": "t", "app/name": "n"})
 	e.write(t, "secret/data/multi", map[string]any{"data": map[string]any{"z": "last", "a": "first", "m": 13}})
 }
 

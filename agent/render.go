@@ -3,23 +3,13 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 
 	"github.com/hashicorp/vault/api"
-	"golang.org/x/text/cases"
-	"golang.org/x/text/language"
-	"sigs.k8s.io/yaml"
 )
 
 // Secret is what a template's `secret` call returns; its fields mirror consul-template's, so
@@ -71,7 +61,7 @@ func kvData(d map[string]any) map[string]any {
 // render executes one template. Errors name the template and, for syntax errors, the line.
 func render(ctx context.Context, t tmpl, fetch fetcher) ([]byte, error) {
 	var callErr error
-	funcs := funcMap()
+	funcs := funcMapFor(t.text)
 	funcs["secret"] = func(path string, args ...string) (*Secret, error) {
 		data, err := parseWriteArgs(args)
 		if err != nil {
@@ -83,6 +73,10 @@ func render(ctx context.Context, t tmpl, fetch fetcher) ([]byte, error) {
 		}
 		return s, err
 	}
+	var sc Scratch
+	funcs["scratch"] = func() *Scratch { return &sc }
+	var parsed *template.Template
+	funcs["executeTemplate"] = executeTemplateFunc(&parsed)
 	parsed, err := template.New(t.name).Funcs(funcs).Parse(t.text)
 	if err != nil {
 		return nil, &permanentError{fmt.Errorf("template %s: %w", t.name, err)}
@@ -151,174 +145,4 @@ func cacheKey(path string, data map[string]any) string {
 		fmt.Fprintf(&b, "\x00%s=%v", k, data[k])
 	}
 	return b.String()
-}
-
-// funcMap holds the consul-template functions the agent supports, with its semantics
-// (argument order included: `split sep s`, `join sep list`, `replaceAll old new s`).
-func funcMap() template.FuncMap {
-	return template.FuncMap{
-		"env":          appGetenv,
-		"kvData":       kvData,
-		"base64Encode": func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
-		"base64Decode": func(s string) (string, error) {
-			b, err := base64.StdEncoding.DecodeString(s)
-			if err != nil {
-				return "", fmt.Errorf("base64Decode: %w", err)
-			}
-			return string(b), nil
-		},
-		"base64URLEncode": func(s string) string { return base64.URLEncoding.EncodeToString([]byte(s)) },
-		"base64URLDecode": func(s string) (string, error) {
-			b, err := base64.URLEncoding.DecodeString(s)
-			if err != nil {
-				return "", fmt.Errorf("base64URLDecode: %w", err)
-			}
-			return string(b), nil
-		},
-		"toJSON": func(v any) (string, error) {
-			b, err := json.Marshal(v)
-			if err != nil {
-				return "", fmt.Errorf("toJSON: %w", err)
-			}
-			return string(bytes.TrimSpace(b)), nil
-		},
-		"toJSONPretty": func(v any) (string, error) {
-			b, err := json.MarshalIndent(v, "", "  ")
-			if err != nil {
-				return "", fmt.Errorf("toJSONPretty: %w", err)
-			}
-			return string(bytes.TrimSpace(b)), nil
-		},
-		"toYAML": func(v any) (string, error) {
-			b, err := yaml.Marshal(v)
-			if err != nil {
-				return "", fmt.Errorf("toYAML: %w", err)
-			}
-			return string(bytes.TrimSpace(b)), nil
-		},
-		"trimSpace":  strings.TrimSpace,
-		"toLower":    strings.ToLower,
-		"toUpper":    strings.ToUpper,
-		"toTitle":    func(s string) string { return cases.Title(language.Und, cases.NoLower).String(s) },
-		"trimPrefix": func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
-		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
-		"parseJSON": func(s string) (any, error) {
-			if s == "" {
-				return map[string]any{}, nil
-			}
-			var v any
-			if err := json.Unmarshal([]byte(s), &v); err != nil {
-				return nil, fmt.Errorf("parseJSON: %w", err)
-			}
-			return v, nil
-		},
-		"regexMatch": func(re, s string) (bool, error) {
-			r, err := regexp.Compile(re)
-			if err != nil {
-				return false, fmt.Errorf("regexMatch: %w", err)
-			}
-			return r.MatchString(s), nil
-		},
-		"regexReplaceAll": func(re, repl, s string) (string, error) {
-			r, err := regexp.Compile(re)
-			if err != nil {
-				return "", fmt.Errorf("regexReplaceAll: %w", err)
-			}
-			return r.ReplaceAllString(s, repl), nil
-		},
-		"sha256Hex": func(s string) string {
-			sum := sha256.Sum256([]byte(s))
-			return hex.EncodeToString(sum[:])
-		},
-		"split": func(sep, s string) []string {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				return []string{}
-			}
-			return strings.Split(s, sep)
-		},
-		"join": func(sep string, a []string) string { return strings.Join(a, sep) },
-		"replaceAll": func(old, new, s string) string {
-			return strings.ReplaceAll(s, old, new)
-		},
-		"contains": func(v, l any) (bool, error) { return in(l, v) },
-		"in":       in,
-		"indent":   indent,
-		"trim":     func(cut, s string) string { return strings.Trim(s, cut) },
-	}
-}
-
-// in reports whether l (a string, slice or array) contains v.
-func in(l, v any) (bool, error) {
-	lv := reflect.ValueOf(l)
-	vv := reflect.ValueOf(v)
-	switch lv.Kind() {
-	case reflect.String:
-		if vv.Kind() != reflect.String {
-			return false, fmt.Errorf("in: cannot look for %T in a string", v)
-		}
-		return strings.Contains(lv.String(), vv.String()), nil
-	case reflect.Slice, reflect.Array:
-		for i := 0; i < lv.Len(); i++ {
-			if reflect.DeepEqual(lv.Index(i).Interface(), v) {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	return false, fmt.Errorf("in: cannot look inside a %T", l)
-}
-
-// indent prefixes every non-empty line with spaces.
-func indent(spaces int, s string) (string, error) {
-	if spaces < 0 {
-		return "", fmt.Errorf("indent: %d is negative", spaces)
-	}
-	pad := strings.Repeat(" ", spaces)
-	var b strings.Builder
-	start := true
-	for _, c := range s {
-		if start && c != '\n' {
-			b.WriteString(pad)
-		}
-		b.WriteRune(c)
-		start = c == '\n'
-	}
-	return b.String(), nil
-}
-
-// writeFile replaces dir/rel atomically (temp file in the same directory, then rename) when its
-// content or mode differ, and reports whether it wrote. The temp file lives beside the target:
-// the root filesystem is read-only and a rename cannot cross volumes.
-func writeFile(dir, rel string, content []byte, perms os.FileMode) (bool, error) {
-	path := filepath.Join(dir, rel)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == perms {
-			return false, nil
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return false, err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return false, err
-	}
-	if err := f.Chmod(perms); err != nil {
-		f.Close()
-		return false, err
-	}
-	if err := f.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return false, err
-	}
-	return true, nil
 }

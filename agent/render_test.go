@@ -89,15 +89,24 @@ func FuzzRender(f *testing.F) {
 		`{{ template "x" }}{{ define "x" }}{{ template "x" }}{{ end }}`,
 		`{{ with "{\"a\":[1,2]}" | parseJSON }}{{ index .a 1 }}{{ end }}{{ "x" | regexReplaceAll "(" "" }}`,
 		`{{ "ab" | regexMatch "a+" }}{{ "s" | sha256Hex | trimPrefix "a" | trimSuffix "b" | toTitle }}`,
+		`{{ scratch.Set "a" 1 }}{{ scratch.MapSet "m" "k" (add 1 2.5) }}{{ scratch.MapValues "m" | toJSON }}`,
+		`{{ divide 0 (parseInt "7") }}{{ modulo 2 (parseUint "9") }}{{ maximum 1 -2.5 }}{{ range loop 3 }}{{ . }}{{ end }}`,
+		`{{ define "d" }}{{ . | toUnescapedJSON }}{{ end }}{{ executeTemplate "d" (parseYAML "a: [1, b]") }}`,
+		`{{ sprig_dict "a" 1 | toTOML }}{{ sprig_list 1 "x" | containsAny (sprig_list "x") }}{{ explodeMap (sprig_dict "a/b" 1) }}`,
 	} {
 		f.Add(s)
 	}
 	bigNumber := regexp.MustCompile(`[0-9]{3,}`)
 	f.Fuzz(func(t *testing.T, text string) {
-		if strings.Contains(text, "range") && bigNumber.MatchString(text) {
-			// Outside the target's domain: `range N` with a large N and an empty body runs as
-			// long as the template's author asked (output is capped, CPU is not).
+		if bigNumber.MatchString(text) && (strings.Contains(text, "range") || strings.Contains(text, "sprig_") || strings.Contains(text, "loop")) {
+			// Outside the target's domain: `range N`/`loop N` with a large N and an empty body,
+			// or sprig's repeat/until/seq/randBytes with a large count, run or allocate as much as
+			// the template's author asked (output is capped, CPU and the allocation before it
+			// are not).
 			return
+		}
+		if strings.Contains(text, "genPrivateKey") || strings.Contains(text, "genCA") || strings.Contains(text, "genSelfSigned") || strings.Contains(text, "genSigned") || strings.Contains(text, "bcrypt") || strings.Contains(text, "htpasswd") {
+			return // slow by design (key generation, bcrypt), not a rendering fault
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -50,7 +50,6 @@ func AppendMarshal(buf []byte, ops []Operation) ([]byte, error) {
 	return append(buf, ']'), nil
 }
 
-
 func appendValue(buf []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case json.RawMessage:

@@ -4,7 +4,6 @@
 package inject
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vault-injector/vault-injector/patch"
@@ -46,20 +44,9 @@ func Stream(in io.Reader, out io.Writer, m *webhook.Mutator, namespace string) e
 // StreamWarn is Stream that also writes, to warn, the warnings the webhook would send with
 // each object (kubectl prints them as "Warning: ..."); nil discards them.
 func StreamWarn(in io.Reader, out, warn io.Writer, m *webhook.Mutator, namespace string) error {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
 	var docs [][]byte
 	var denied []string
-	for i := 1; ; i++ {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read document %d: %w", i, err)
-		}
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
-		}
+	err := eachDocument(in, func(i int, doc []byte) error {
 		res, warnings, err := Document(doc, m, namespace)
 		if warn != nil {
 			for _, w := range warnings {
@@ -70,56 +57,34 @@ func StreamWarn(in io.Reader, out, warn io.Writer, m *webhook.Mutator, namespace
 		switch {
 		case errors.As(err, &de):
 			denied = append(denied, fmt.Sprintf("document %d: %s", i, de.Error()))
-			continue
+			return nil
 		case err != nil:
 			return fmt.Errorf("document %d: %w", i, err)
 		}
 		docs = append(docs, res)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(denied) > 0 {
 		return &DeniedError{Messages: denied}
 	}
-	for i, d := range docs {
-		if i > 0 {
-			if _, err := io.WriteString(out, "---\n"); err != nil {
-				return err
-			}
-		}
-		if _, err := out.Write(d); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeDocuments(out, docs)
 }
 
 // Document injects one YAML (or JSON) document and returns it as YAML, with the webhook's
 // warnings. A document that needs no change is returned as it came.
 func Document(doc []byte, m *webhook.Mutator, namespace string) ([]byte, []string, error) {
-	js, err := yaml.YAMLToJSON(doc)
+	o, err := parseObject(doc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse YAML: %w", err)
+		return nil, nil, err
 	}
-	var obj map[string]any
-	if err := json.Unmarshal(js, &obj); err != nil {
-		return nil, nil, fmt.Errorf("document is not a Kubernetes object: %w", err)
-	}
-	kind, _ := obj["kind"].(string)
-	path, ok := templatePaths[kind]
-	if !ok {
+	if o.tmpl == nil {
 		return doc, nil, nil
 	}
-	tmpl := any(obj)
-	for _, k := range path {
-		mm, ok := tmpl.(map[string]any)
-		if !ok {
-			return nil, nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
-		}
-		tmpl = mm[k]
-	}
-	if tmpl == nil {
-		return nil, nil, fmt.Errorf("%s has no %s", kind, "/"+strings.Join(path, "/"))
-	}
-	podJSON, err := json.Marshal(tmpl)
+	js, obj, kind, path := o.json, o.obj, o.kind, o.path
+	podJSON, err := json.Marshal(o.tmpl)
 	if err != nil {
 		return nil, nil, err
 	}

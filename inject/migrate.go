@@ -1,15 +1,12 @@
 package inject
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
@@ -26,20 +23,9 @@ func (e *UnmappedError) Error() string { return strings.Join(e.Messages, "\n") }
 // and writes every document to out. An object whose annotations cannot be mapped is written
 // unchanged and named in the returned *UnmappedError.
 func Migrate(in io.Reader, out io.Writer) error {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
+	var docs [][]byte
 	var unmapped []string
-	first := true
-	for i := 1; ; i++ {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read document %d: %w", i, err)
-		}
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
-		}
+	err := eachDocument(in, func(i int, doc []byte) error {
 		res, err := migrateDocument(doc)
 		var ae *agentconfig.AnnotationError
 		switch {
@@ -49,15 +35,14 @@ func Migrate(in io.Reader, out io.Writer) error {
 		case err != nil:
 			return fmt.Errorf("document %d: %w", i, err)
 		}
-		if !first {
-			if _, err := io.WriteString(out, "---\n"); err != nil {
-				return err
-			}
-		}
-		first = false
-		if _, err := out.Write(res); err != nil {
-			return err
-		}
+		docs = append(docs, res)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeDocuments(out, docs); err != nil {
+		return err
 	}
 	if len(unmapped) > 0 {
 		return &UnmappedError{Messages: unmapped}
@@ -68,28 +53,14 @@ func Migrate(in io.Reader, out io.Writer) error {
 // migrateDocument returns doc with its pod template's annotations translated, or doc as it came
 // when it has no pod template or nothing to translate.
 func migrateDocument(doc []byte) ([]byte, error) {
-	js, err := yaml.YAMLToJSON(doc)
+	o, err := parseObject(doc)
 	if err != nil {
-		return nil, fmt.Errorf("parse YAML: %w", err)
+		return nil, err
 	}
-	var obj map[string]any
-	if err := json.Unmarshal(js, &obj); err != nil {
-		return nil, fmt.Errorf("document is not a Kubernetes object: %w", err)
-	}
-	kind, _ := obj["kind"].(string)
-	path, ok := templatePaths[kind]
-	if !ok {
+	if o.tmpl == nil {
 		return doc, nil
 	}
-	tmpl := obj
-	for _, k := range path {
-		next, ok := tmpl[k].(map[string]any)
-		if !ok {
-			return doc, nil
-		}
-		tmpl = next
-	}
-	md, _ := tmpl["metadata"].(map[string]any)
+	md, _ := o.tmpl["metadata"].(map[string]any)
 	raw, _ := md["annotations"].(map[string]any)
 	ann := make(map[string]string, len(raw))
 	for k, v := range raw {
@@ -102,11 +73,7 @@ func migrateDocument(doc []byte) ([]byte, error) {
 	}
 	translated, err := agentconfig.TranslateVaultAnnotations(ann)
 	if err != nil {
-		var ae *agentconfig.AnnotationError
-		if errors.As(err, &ae) {
-			return nil, fmt.Errorf("%s %s: %w", kind, objectName(obj), err)
-		}
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", o.kind, objectName(o.obj), err)
 	}
 	if translated == nil {
 		return doc, nil
@@ -119,7 +86,7 @@ func migrateDocument(doc []byte) ([]byte, error) {
 	for k, v := range translated {
 		raw[k] = v
 	}
-	out, err := json.Marshal(obj)
+	out, err := json.Marshal(o.obj)
 	if err != nil {
 		return nil, err
 	}

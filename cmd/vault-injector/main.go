@@ -188,15 +188,11 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	in := stdin
-	if *file != "-" {
-		f, err := os.Open(*file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
+	in, done, err := openInput(*file, stdin)
+	if err != nil {
+		return err
 	}
+	defer done()
 	return inject.StreamWarn(in, stdout, stderr, m, *ns)
 }
 
@@ -212,21 +208,29 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q: give the file with -f", fs.Args())
 	}
-	in := stdin
-	if *file != "-" {
-		f, err := os.Open(*file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
+	in, done, err := openInput(*file, stdin)
+	if err != nil {
+		return err
 	}
-	err := inject.Migrate(in, stdout)
+	defer done()
+	err = inject.Migrate(in, stdout)
 	var um *inject.UnmappedError
 	if errors.As(err, &um) {
 		return fmt.Errorf("written unchanged, since their annotations have no equivalent here:\n%w", err)
 	}
 	return err
+}
+
+// openInput opens the -f argument of inject and migrate: a file, or stdin for "-".
+func openInput(file string, stdin io.Reader) (io.Reader, func(), error) {
+	if file == "-" {
+		return stdin, func() {}, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

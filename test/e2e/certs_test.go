@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/vault-injector/vault-injector/test/cluster"
+	"github.com/vault-injector/vault-injector/test/testkit"
 )
 
 // TestSelfManagedCertsRotateWithoutFailedAdmissions runs two webhook replicas in self-managed
@@ -158,7 +159,7 @@ type certReplicas struct {
 // caBundle is set.
 func startCertReplicas(t *testing.T, prefix string, extra0, extra1 []string) *certReplicas {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

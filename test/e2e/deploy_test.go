@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -34,12 +33,10 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/vault-injector/vault-injector/test/cluster"
 	"github.com/vault-injector/vault-injector/test/testkit"
 )
 
 const (
-	helmVersion               = "v3.22.0" // test/tools/build.sh
 	prometheusOperatorVersion = "v0.85.0"
 	deployNamespace           = "vault-injector"
 )
@@ -71,7 +68,7 @@ func (w *warnings) take() []string {
 // template comes back as a warning, which fails the test).
 func TestDeployManifestsServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
-	root, err := moduleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,21 +242,7 @@ func helmTemplate(chart string, args ...string) func(t *testing.T) []byte {
 func helmTemplateNS(chart, namespace string, args ...string) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte {
 		t.Helper()
-		helm, err := cluster.Tool("helm-"+helmVersion, "helm")
-		if err != nil {
-			t.Fatal(err)
-		}
-		full := append([]string{"template", "vault-injector", chart, "--namespace", namespace, "--kube-version", "1.37.2"}, args...)
-		cmd := exec.Command(helm, full...)
-		home := t.TempDir()
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("helm %s: %v\n%s", strings.Join(full, " "), err, stderr.String())
-		}
-		return out
+		return testkit.HelmTemplate(t, chart, namespace, args...)
 	}
 }
 

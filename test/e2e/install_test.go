@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/vault-injector/vault-injector/test/cluster"
+	"github.com/vault-injector/vault-injector/test/testkit"
 )
 
 // TestHelmInstallRunsTheWebhookInAPod installs the Helm chart for real: the webhook runs as a
@@ -31,7 +32,7 @@ import (
 // the Service reference; the in-cluster client is pointed at the API server's loopback port.
 func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 	const ns = "vi-install"
-	root, err := moduleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,15 +26,15 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/vault-injector/vault-injector/internal/ociimage"
 	"github.com/vault-injector/vault-injector/internal/procstat"
 	"github.com/vault-injector/vault-injector/test/cluster"
+	"github.com/vault-injector/vault-injector/test/testkit"
 	"github.com/vault-injector/vault-injector/test/vaulttest"
 )
 
 const (
-	agentImage = "ghcr.io/vault-injector/vault-injector:0.1.0"
-	appImage   = "e2e.local/busybox:1"
+	agentImage = testkit.AgentImage
+	appImage   = testkit.AppImage
 )
 
 // env is the stack shared by every test of the package.
@@ -70,10 +70,11 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		return 1
 	}
-	images, err := buildImages(dir)
+	binary, images, err := testkit.BuildImages(dir)
 	if err != nil {
 		return fail(err)
 	}
+	env.binary = binary
 	// Ctrl-C or SIGTERM must still tear the node down.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -136,61 +137,6 @@ func teardown() {
 	}
 }
 
-// buildImages builds the product binary and writes the three images the node uses.
-func buildImages(dir string) ([]string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return nil, err
-	}
-	env.binary = filepath.Join(dir, "vault-injector")
-	pause := filepath.Join(dir, "pause")
-	for out, pkg := range map[string]string{env.binary: "./cmd/vault-injector", pause: "./test/images/pause"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s: %v\n%s", pkg, err, b)
-		}
-	}
-	busybox := "/bin/busybox"
-	if _, err := os.Stat(busybox); err != nil {
-		return nil, fmt.Errorf("%s missing: run make tools (installs busybox-static)", busybox)
-	}
-	specs := map[string]ociimage.Spec{
-		"product.tar": ociimage.Product(agentImage, env.binary),
-		"pause.tar":   {Tag: cluster.PauseImage, Files: map[string]ociimage.File{"pause": {Mode: 0o755, Source: pause}}, Entrypoint: []string{"/pause"}},
-		"busybox.tar": ociimage.Busybox(appImage, busybox),
-	}
-	var out []string
-	for name, s := range specs {
-		p := filepath.Join(dir, name)
-		if err := ociimage.Write(p, s); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-func moduleRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			if b, _ := os.ReadFile(filepath.Join(d, "go.mod")); strings.Contains(string(b), "module github.com/vault-injector/vault-injector\n") {
-				return d, nil
-			}
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("module root not found")
-		}
-		d = parent
-	}
-}
-
 // configureVault mounts KV v1 at secret/ (the seed scenario's layout) and sets up kubernetes
 // auth with deploy/examples/vault-setup.sh, the script docs/vault-setup.md tells operators to
 // run: a reviewer ServiceAccount bound to system:auth-delegator, its long-lived token Secret,
@@ -213,7 +159,7 @@ func configureVault(ctx context.Context) error {
 // vaultSetup runs deploy/examples/vault-setup.sh against the test cluster and a test Vault,
 // with no VAULT_* or KUBECONFIG setting of the developer's leaking in.
 func vaultSetup(ctx context.Context, v *vaulttest.Server, extraEnv ...string) error {
-	root, err := moduleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/vault-injector/vault-injector/test/cluster"
+	"github.com/vault-injector/vault-injector/test/testkit"
 )
 
 // injectorMatchConditions is the condition the Helm chart and the kustomize base ship: only pods
@@ -33,7 +34,7 @@ var injectorMatchConditions = []admissionregistrationv1.MatchCondition{{
 // listens on, for a namespace label only this test uses: the suite's webhook keeps serving the
 // other tests.
 func TestWebhookDownSparesUnannotatedPods(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

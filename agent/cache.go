@@ -11,11 +11,10 @@ import (
 
 // entry is one fetched secret and when to renew or refetch it.
 type entry struct {
-	identity  string
-	path      string
-	data      map[string]any
-	secret    *Secret
-	fetchedAt time.Time
+	identity string
+	path     string
+	data     map[string]any
+	secret   *Secret
 	// renewAt is when to renew the lease (leased, renewable secrets).
 	renewAt time.Time
 	// refetchAt is when to fetch a new secret: the refresh interval for unleased secrets, or
@@ -53,7 +52,7 @@ func (a *Agent) fetch(ctx context.Context, identity, path string, data map[strin
 		return nil, key, err
 	}
 	now := a.now()
-	e := &entry{identity: identity, path: path, data: data, secret: fromAPI(s), fetchedAt: now}
+	e := &entry{identity: identity, path: path, data: data, secret: fromAPI(s)}
 	a.schedule(e, s.LeaseDuration, now)
 	a.entries[key] = e
 	if e.leased() {

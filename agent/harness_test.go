@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -223,4 +224,18 @@ func assertNoSecretsLogged(t *testing.T, logs string, secrets ...string) {
 			t.Errorf("the log contains a secret value (%d characters)", len(s))
 		}
 	}
+}
+
+// stateToken is the default identity's Vault token as the agent keeps it in its state file.
+func stateToken(t *testing.T, homeDir string) string {
+	t.Helper()
+	var st agentState
+	if err := json.Unmarshal([]byte(readFile(t, homeDir, stateFile)), &st); err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := st.Tokens[agentconfig.DefaultIdentity]
+	if !ok || tok.Auth == nil {
+		t.Fatal("no token in the agent state")
+	}
+	return tok.Auth.ClientToken
 }

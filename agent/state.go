@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
-
-	"github.com/vault-injector/vault-injector/agentconfig"
 )
 
 // stateFile, in the home volume (memory, mounted by our containers only), carries what one
@@ -32,10 +30,9 @@ type agentState struct {
 }
 
 type savedToken struct {
-	Auth     *api.SecretAuth `json:"auth"`
-	Obtained time.Time       `json:"obtained"`
-	RenewAt  time.Time       `json:"renewAt"`
-	Expires  time.Time       `json:"expires"`
+	Auth    *api.SecretAuth `json:"auth"`
+	RenewAt time.Time       `json:"renewAt"`
+	Expires time.Time       `json:"expires"`
 }
 
 // savedSecret is a leased entry of the cache: a secret whose fetching issued something
@@ -45,26 +42,24 @@ type savedSecret struct {
 	Path      string         `json:"path"`
 	Args      map[string]any `json:"args,omitempty"`
 	Secret    *Secret        `json:"secret"`
-	FetchedAt time.Time      `json:"fetchedAt"`
 	RenewAt   time.Time      `json:"renewAt"`
 	RefetchAt time.Time      `json:"refetchAt"`
 	LeaseEnd  time.Time      `json:"leaseEnd"`
 }
 
-// saveState writes the state file when tokens or leases changed, and the default identity's
-// token where older releases kept it.
+// saveState writes the state file when tokens or leases changed.
 func (a *Agent) saveState() {
 	if !a.dirty || a.cfg.HomeDir == "" {
 		return
 	}
 	st := agentState{Logins: a.logins, Tokens: map[string]savedToken{}}
 	for id, t := range a.tokens {
-		st.Tokens[id] = savedToken{Auth: t.auth, Obtained: t.obtained, RenewAt: t.renewAt, Expires: t.expires}
+		st.Tokens[id] = savedToken{Auth: t.auth, RenewAt: t.renewAt, Expires: t.expires}
 	}
 	for _, e := range a.entries {
 		if e.leased() {
 			st.Secrets = append(st.Secrets, savedSecret{Identity: e.identity, Path: e.path, Args: e.data, Secret: e.secret,
-				FetchedAt: e.fetchedAt, RenewAt: e.renewAt, RefetchAt: e.refetchAt, LeaseEnd: e.leaseEnd})
+				RenewAt: e.renewAt, RefetchAt: e.refetchAt, LeaseEnd: e.leaseEnd})
 		}
 	}
 	b, err := json.Marshal(st)
@@ -75,20 +70,13 @@ func (a *Agent) saveState() {
 		a.log.Warn("could not keep the agent state in the home volume; a restarted agent will log in again", "error", err.Error())
 		return
 	}
-	if t, ok := a.tokens[agentconfig.DefaultIdentity]; ok {
-		if _, err := writeFile(a.cfg.HomeDir, "token", []byte(t.auth.ClientToken), 0o600); err != nil {
-			a.log.Warn("could not keep the Vault token in the home volume", "error", err.Error())
-		}
-	}
 	a.dirty = false
 }
 
 // removeState forgets everything after the token was revoked.
 func (a *Agent) removeState() {
-	for _, f := range []string{stateFile, "token"} {
-		if err := os.Remove(filepath.Join(a.cfg.HomeDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			a.log.Warn("could not remove agent state", "file", f, "error", err.Error())
-		}
+	if err := os.Remove(filepath.Join(a.cfg.HomeDir, stateFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		a.log.Warn("could not remove agent state", "error", err.Error())
 	}
 }
 
@@ -138,7 +126,7 @@ func (a *Agent) adopt(ctx context.Context) {
 			a.log.Info("the previous agent's Vault token no longer works; logging in afresh", "identity", id)
 			continue
 		}
-		a.tokens[id] = &tokenState{auth: saved.Auth, obtained: saved.Obtained, renewAt: saved.RenewAt, expires: saved.Expires}
+		a.tokens[id] = &tokenState{auth: saved.Auth, renewAt: saved.RenewAt, expires: saved.Expires}
 	}
 	leases := 0
 	for _, s := range st.Secrets {
@@ -148,7 +136,7 @@ func (a *Agent) adopt(ctx context.Context) {
 		if s.Secret.Data == nil {
 			s.Secret.Data = map[string]any{}
 		}
-		e := &entry{identity: s.Identity, path: s.Path, data: s.Args, secret: s.Secret, fetchedAt: s.FetchedAt,
+		e := &entry{identity: s.Identity, path: s.Path, data: s.Args, secret: s.Secret,
 			renewAt: s.RenewAt, refetchAt: s.RefetchAt, leaseEnd: s.LeaseEnd}
 		key := s.Identity + "\x00" + cacheKey(s.Path, s.Args)
 		a.entries[key] = e

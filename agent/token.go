@@ -12,9 +12,8 @@ import (
 )
 
 type tokenState struct {
-	auth     *api.SecretAuth
-	renewAt  time.Time
-	obtained time.Time
+	auth    *api.SecretAuth
+	renewAt time.Time
 	// expires is when the token stops working unless renewed (zero: no TTL).
 	expires time.Time
 }
@@ -45,7 +44,7 @@ func (a *Agent) login(ctx context.Context, identity string) (Backend, error) {
 
 func (a *Agent) setToken(identity string, auth *api.SecretAuth) {
 	now := a.now()
-	t := &tokenState{auth: auth, obtained: now}
+	t := &tokenState{auth: auth}
 	if auth.LeaseDuration > 0 {
 		ttl := time.Duration(auth.LeaseDuration) * time.Second
 		t.renewAt = now.Add(jitter(ttl * 2 / 3))

@@ -101,7 +101,7 @@ API_KEY={{ .Data.data.api_key }}{{ end }}
 	if len(ents) != 3 {
 		t.Errorf("secrets dir holds %d entries, want the 3 files", len(ents))
 	}
-	token, _ := os.ReadFile(filepath.Join(cfg.HomeDir, "token"))
+	token := stateToken(t, cfg.HomeDir)
 	sa, _ := os.ReadFile(e.tokenFile)
 	assertNoSecretsLogged(t, logs.String(), string(token), string(sa), "s3cr3t-v1", "k-v2")
 }
@@ -349,7 +349,7 @@ func TestShutdownLeavesUnleasedSecretsAlone(t *testing.T) {
 	a, logs := newTestAgent(t, cfg)
 	r := runAgent(t, a)
 	waitReady(t, cfg, r)
-	token := strings.TrimSpace(readFile(t, cfg.HomeDir, "token"))
+	token := stateToken(t, cfg.HomeDir)
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,6 @@ const (
 	CAFile = CADir + "/ca.crt"
 	// ServiceAccountTokenFile is the projected token with the Vault audience.
 	ServiceAccountTokenFile = "/var/run/secrets/vault-injector/token"
-	// TokenFile is where the agent keeps its Vault token (in HomeDir).
-	TokenFile = HomeDir + "/token"
 	// ReadyFile appears once every file has been rendered; the native sidecar's startupProbe
 	// checks it.
 	ReadyFile = HomeDir + "/ready"

@@ -8,6 +8,12 @@ IMAGE ?= ghcr.io/vault-injector/vault-injector:$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
 HELM ?= $(CACHE)/tools/helm-v3.22.0/bin/helm
+# The Kubernetes release of the tools and the test cluster (`make e2e KUBERNETES_VERSION=1.30.14`;
+# each minor has its wrapper module in test/tools/k8s/v1.<minor>). `make test` runs the e2e suite
+# on the newest supported minor (the default) and on the oldest.
+KUBERNETES_VERSION ?= 1.37.2
+KUBERNETES_OLDEST ?= 1.30.14
+export KUBERNETES_VERSION
 IMAGE_PLATFORMS := linux/amd64 linux/arm64
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 RELEASE_DIR ?= bin/release
@@ -67,6 +73,7 @@ test: tools
 	$(MAKE) unit
 	$(MAKE) e2e
 	$(MAKE) scale
+	$(MAKE) e2e KUBERNETES_VERSION=$(KUBERNETES_OLDEST)
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./patch/ ./webhook/

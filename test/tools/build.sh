@@ -87,7 +87,7 @@ k8s_module_dir() {
 	mkdir -p "$dir"
 	cp "$K8S_MODULE/go.mod" "$K8S_MODULE/go.sum" "$K8S_MODULE/tools.go" "$dir/"
 	(cd "$dir" && go mod edit -require="k8s.io/kubernetes@$K8S_VERSION" &&
-		for m in $(go mod edit -json | sed -n 's/.*"Path": "\(k8s\.io\/[^"]*\)".*/\1/p' | sort -u | grep -v '^k8s.io/kubernetes$'); do
+		for m in $(awk '$2 == "=>" && $1 ~ /^k8s\.io\// {print $1}' go.mod); do
 			go mod edit -replace="$m=$m@v0.${K8S_VERSION#v1.}"
 		done)
 	echo "$dir"

@@ -211,11 +211,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
 		"--authentication-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"), "--authorization-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
 		"--bind-address", "127.0.0.1", "--secure-port", kcmPort, "--leader-elect=false",
-		"--controllers", "serviceaccount,root-ca-cert-publisher,deployment,replicaset,job,cronjob,endpointslice,garbagecollector,namespace,ttl-after-finished",
+		"--controllers", "serviceaccount,serviceaccount-token,root-ca-cert-publisher,deployment,replicaset,job,cronjob,endpointslice,garbagecollector,namespace,ttl-after-finished",
 		"--root-ca-file", p+"/ca.crt", "--use-service-account-credentials=false",
-		// The token controller (always on, but idle without a signing key) fills Secrets of
-		// type kubernetes.io/service-account-token: the long-lived reviewer token that
-		// deploy/examples/vault-setup.sh gives Vault.
+		// The token controller fills Secrets of type kubernetes.io/service-account-token: the
+		// long-lived reviewer token that deploy/examples/vault-setup.sh gives Vault. It needs
+		// the signing key, and up to 1.30 at least it must be named in --controllers (later
+		// releases start it whenever the key is set).
 		"--service-account-private-key-file", p+"/sa.key",
 		"--concurrent-gc-syncs", "5"); err != nil {
 		return nil, err

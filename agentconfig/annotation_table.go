@@ -16,6 +16,7 @@ type parser struct {
 	notify  Notify
 	optOut  bool
 	outputs map[string]*output
+	env     map[string]*EnvVar
 }
 
 // output is one secret-/template-<name> file being built, with the annotations that named it,
@@ -143,6 +144,17 @@ var annotationTable = map[string]setter{
 		p.notify.Command = argv
 		return nil
 	},
+	AnnotationEnvStyle: func(p *parser, v string) (err error) {
+		p.req.EnvStyle, err = ParseEnvStyle(v, false)
+		return err
+	},
+	AnnotationEnvOnChange: func(p *parser, v string) error {
+		if s := EnvOnChange(v); s != EnvOnChangeNone && s != EnvOnChangeRestart {
+			return invalid(`"none" or "restart" (the app container is restarted when one of its variables changes)`)
+		}
+		p.req.EnvOnChange = EnvOnChange(v)
+		return nil
+	},
 	AnnotationCPURequest:    resourceSetter(func(r *Resources) *string { return &r.CPURequest }),
 	AnnotationCPULimit:      resourceSetter(func(r *Resources) *string { return &r.CPULimit }),
 	AnnotationMemoryRequest: resourceSetter(func(r *Resources) *string { return &r.MemoryRequest }),
@@ -216,6 +228,14 @@ var outputTable = []struct {
 
 // setOutput handles secret-, template-, file- and perms-<name>; short is key without Prefix.
 func (p *parser) setOutput(key, short, val string) error {
+	if name, ok := strings.CutPrefix(short, kindEnv); ok {
+		ev, err := parseEnvVar(name, val)
+		if err != nil {
+			return err
+		}
+		p.env[name] = &ev
+		return nil
+	}
 	for _, e := range outputTable {
 		name, ok := strings.CutPrefix(short, e.kind)
 		if !ok {

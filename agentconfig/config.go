@@ -82,6 +82,9 @@ type Config struct {
 	// default: revoke when any rendered secret carries a lease.
 	RevokeOnShutdown *bool `json:"revokeOnShutdown,omitempty"`
 
+	// Env is the app containers' environment variables from Vault; nil when none are asked for.
+	Env *Env `json:"env,omitempty"`
+
 	// Notify tells the app that files changed; nil means nobody is told.
 	Notify *Notify `json:"notify,omitempty"`
 }
@@ -241,8 +244,13 @@ func (c *Config) Validate() error {
 		}
 		seen[id.Name] = true
 	}
-	if len(c.Secrets) == 0 && c.TemplatesDir == "" {
-		return fmt.Errorf("agent config renders nothing: no secrets and no templates directory")
+	if len(c.Secrets) == 0 && c.TemplatesDir == "" && c.Env == nil {
+		return fmt.Errorf("agent config renders nothing: no secrets, no templates directory and no env variables")
+	}
+	if c.Env != nil {
+		if err := c.Env.validate(seen); err != nil {
+			return err
+		}
 	}
 	if c.TemplatesDir != "" && !seen[c.TemplatesIdentity] {
 		return fmt.Errorf("templates use unknown identity %q", c.TemplatesIdentity)

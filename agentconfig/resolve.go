@@ -11,7 +11,7 @@ import (
 func (p *parser) resolve(annotations map[string]string, d Defaults) error {
 	req, cfg, id := p.req, p.cfg, &p.id
 	if id.Role == "" {
-		return bad(AnnotationRole, "", "the Vault role to log in with; it is required when secrets or templates are requested")
+		return bad(AnnotationRole, "", "the Vault role to log in with; it is required when secrets, templates or env variables are requested")
 	}
 	if req.CAConfigMap == "" && d.CAConfigMap != "" {
 		name, key, err := ParseConfigMapKey(d.CAConfigMap)
@@ -41,6 +41,9 @@ func (p *parser) resolve(annotations map[string]string, d Defaults) error {
 	}
 	for _, o := range outputs {
 		cfg.Secrets = append(cfg.Secrets, o.Secret)
+	}
+	if err := p.resolveEnv(); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("annotations: %w", err)

@@ -26,10 +26,16 @@ type memoKey struct {
 	templates, ca bool
 	resources     agentconfig.Resources
 	secretsPath   string
+	envStyle      agentconfig.EnvStyle
+	execBinary    bool
 }
 
 // volumesKey names our volumes by the ConfigMaps they project.
-type volumesKey struct{ templates, ca, caKey string }
+type volumesKey struct {
+	templates, ca, caKey string
+	envStyle             agentconfig.EnvStyle
+	execBinary           bool
+}
 
 // memoLimit bounds the memo: keys include per-pod overrides (resources, ConfigMap name).
 const memoLimit = 512
@@ -60,7 +66,7 @@ func (B *Builder) encoded(key memoKey, v func() any) (json.RawMessage, error) {
 
 // encodedVolumes returns our volumes, each encoded, memoised by the ConfigMaps they name.
 func (B *Builder) encodedVolumes(b *podBuild) ([]any, error) {
-	key := volumesKey{b.req.TemplatesConfigMap, b.req.CAConfigMap, b.req.CAKey}
+	key := volumesKey{b.req.TemplatesConfigMap, b.req.CAConfigMap, b.req.CAKey, b.envStyle(), b.needsExecBinary()}
 	B.mu.Lock()
 	vols, ok := B.vols[key]
 	B.mu.Unlock()

@@ -36,5 +36,5 @@ func (b *podBuild) volumes() []corev1.Volume {
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm},
 				Items: []corev1.KeyToPath{{Key: b.req.CAKey, Path: strings.TrimPrefix(agentconfig.CAFile, agentconfig.CADir+"/")}}}}})
 	}
-	return vols
+	return append(vols, b.envVolumes()...)
 }

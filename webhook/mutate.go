@@ -57,8 +57,12 @@ type Mutator struct {
 	// ExcludedNamespaces never get injected, whatever their labels say.
 	ExcludedNamespaces []string
 
-	once    sync.Once
-	builder *patch.Builder
+	// EnvStyle, when set, decides the env style per admission (--env-style=auto: the nodes'
+	// kubelets); nil: Settings.EnvStyle.
+	EnvStyle func() agentconfig.EnvStyle
+
+	once     sync.Once
+	builders map[agentconfig.EnvStyle]*patch.Builder
 
 	reqMu    sync.Mutex
 	requests map[string]*agentconfig.Request
@@ -176,8 +180,7 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if req == nil {
 		return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
 	}
-	m.once.Do(func() { m.builder = patch.NewBuilder(m.Settings) })
-	ops, err := m.builder.Build(pod, req)
+	ops, err := m.builder().Build(pod, req)
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
 	}
@@ -185,6 +188,27 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: err}
 	}
 	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req)}
+}
+
+// builder is the patch builder for the env style in force: one per style, each memoising what
+// it encodes.
+func (m *Mutator) builder() *patch.Builder {
+	m.once.Do(func() {
+		m.builders = map[agentconfig.EnvStyle]*patch.Builder{}
+		for _, st := range []agentconfig.EnvStyle{agentconfig.EnvStyleFile, agentconfig.EnvStyleExec} {
+			s := m.Settings
+			s.EnvStyle = st
+			m.builders[st] = patch.NewBuilder(s)
+		}
+	})
+	style := m.Settings.EnvStyle
+	if m.EnvStyle != nil {
+		style = m.EnvStyle()
+	}
+	if b, ok := m.builders[style]; ok {
+		return b
+	}
+	return m.builders[agentconfig.EnvStyleFile]
 }
 
 // DenialMessage is the text the API server shows for a denied pod.

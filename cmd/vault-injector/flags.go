@@ -34,6 +34,7 @@ type mutatorFlags struct {
 	excluded                                                                     string
 	caConfigMap                                                                  string
 	acceptVault                                                                  bool
+	envStyle                                                                     string
 }
 
 func (m *mutatorFlags) register(fs *flag.FlagSet) {
@@ -55,6 +56,7 @@ func (m *mutatorFlags) register(fs *flag.FlagSet) {
 	m.agentUID = agentUID{uid: 65532}
 	fs.Var(&m.agentUID, "agent-uid", `UID (and GID) the injected containers run as, or "auto": leave runAsUser/runAsGroup unset, so the pod's securityContext or the platform chooses (OpenShift's restricted-v2 SCC refuses a UID outside the namespace's range)`)
 	fs.BoolVar(&m.acceptVault, "accept-vault-annotations", false, "also inject pods annotated for HashiCorp's injector (vault.hashicorp.com/agent-inject: \"true\"), translated to vault-injector's annotations; keys without an equivalent deny the pod, naming them (README: migrating from vault.hashicorp.com)")
+	fs.StringVar(&m.envStyle, "env-style", string(agentconfig.EnvStyleAuto), `how app containers get env-<NAME> variables unless a pod sets vault-injector.io/env-style: "file" (env[].valueFrom.fileKeyRef, read by the kubelet; Kubernetes >= 1.35), "exec" (the container's command runs under vault-injector exec) or "auto" (file when every node's kubelet is >= 1.35, watched; needs get/list/watch on nodes; inject, offline, shows file)`)
 	fs.StringVar(&m.excluded, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "comma-separated namespaces never injected, whatever their labels")
 }
 
@@ -77,6 +79,13 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 	if err != nil {
 		return nil, err
 	}
+	envStyle, err := agentconfig.ParseEnvStyle(m.envStyle, true)
+	if err != nil {
+		return nil, flagError("env-style", m.envStyle, err)
+	}
+	if envStyle == agentconfig.EnvStyleAuto {
+		envStyle = "" // the caller resolves it: watchEnvStyle, offlineEnvStyle
+	}
 	res, err := m.resources()
 	if err != nil {
 		return nil, err
@@ -98,11 +107,15 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 			Resources:              res,
 			RunAsUser:              m.agentUID.uid,
 			PlatformUID:            m.agentUID.auto,
+			EnvStyle:               envStyle,
 		},
 		ExcludedNamespaces:     excluded,
 		AcceptVaultAnnotations: m.acceptVault,
 	}, nil
 }
+
+// envStyleAuto reports whether --env-style asks to follow the nodes.
+func (m *mutatorFlags) envStyleAuto() bool { return m.envStyle == string(agentconfig.EnvStyleAuto) }
 
 // defaults checks the flags that stand in for a pod annotation with that annotation's own
 // parser, so a value a pod could not set fails here, naming the flag, instead of denying every

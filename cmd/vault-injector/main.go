@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/vault-injector/vault-injector/agent"
+	"github.com/vault-injector/vault-injector/envexec"
 	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
 	"github.com/vault-injector/vault-injector/internal/memlimit"
@@ -38,6 +39,7 @@ Usage:
                                         inject offline: YAML in, injected YAML out
   vault-injector migrate -f FILE|-      rewrite vault.hashicorp.com/ annotations to vault-injector.io/
   vault-injector agent [flags]          run inside injected pods (auth, render, renew)
+  vault-injector exec -- cmd [args]     run inside app containers: cmd with the env file's variables
   vault-injector version
 
 Run "vault-injector <command> --help" for a command's flags.
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runMigrate(args[1:], stdin, stdout, stderr)
 	case "agent":
 		return agent.Main(ctx, args[1:], stdout, stderr)
+	case "exec":
+		return envexec.Main(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
@@ -116,6 +120,9 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	src, err := cf.source(ctx, log)
 	if err != nil {
+		return err
+	}
+	if err := watchEnvStyle(ctx, m, mf.envStyleAuto(), cf.kubeconfig, log); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
@@ -188,6 +195,7 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	offlineEnvStyle(m, mf.envStyleAuto())
 	in, done, err := openInput(*file, stdin)
 	if err != nil {
 		return err

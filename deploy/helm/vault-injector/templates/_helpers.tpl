@@ -188,6 +188,7 @@ configuration.
 - {{ printf "--shutdown-grace=%s" $w.shutdownGrace | quote }}
 - {{ printf "--max-requests-in-flight=%d" (int64 $w.maxRequestsInFlight) | quote }}
 - {{ printf "--max-in-flight-bytes=%s" $w.maxInFlightBytes | quote }}
+- {{ printf "--env-style=%s" $w.envStyle | quote }}
 {{- with include "vault-injector.tlsMountPath" . }}
 - "--cert-mode=files"
 - {{ printf "--tls-cert-file=%s/tls.crt" . | quote }}

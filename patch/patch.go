@@ -96,6 +96,8 @@ type Status struct {
 	Containers     []string `json:"containers,omitempty"`
 	Volumes        []string `json:"volumes"`
 	AppContainers  []string `json:"appContainers"`
+	// EnvStyle is how the app containers get env variables, when they get any.
+	EnvStyle agentconfig.EnvStyle `json:"envStyle,omitempty"`
 }
 
 // AlreadyInjected reports whether the pod carries our status annotation or one of our
@@ -239,6 +241,7 @@ func (b *podBuild) status(apps []int) Status {
 	for _, v := range b.envVolumes() {
 		st.Volumes = append(st.Volumes, v.Name)
 	}
+	st.EnvStyle = b.envStyle()
 	for _, i := range apps {
 		st.AppContainers = append(st.AppContainers, b.pod.Spec.Containers[i].Name)
 	}

@@ -220,7 +220,7 @@ func (c *certFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.mode, "cert-mode", "", `serving certificate: "self-managed" (generate a CA and certificate, keep them in a Secret shared by replicas, rotate them and set the caBundle of the MutatingWebhookConfiguration; needs the Kubernetes API) or "files" (--tls-cert-file/--tls-key-file, e.g. from cert-manager, reloaded when they change); empty: files when --tls-cert-file or --tls-key-file is given, else self-managed`)
 	fs.StringVar(&c.certFile, "tls-cert-file", "", "serving certificate (PEM) in files mode; reloaded when the file changes")
 	fs.StringVar(&c.keyFile, "tls-key-file", "", "serving key (PEM) in files mode; reloaded when the file changes")
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for the self-managed mode (empty: the in-cluster config of the pod)")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for the Kubernetes API (self-managed certificates, --env-style=auto; empty: the in-cluster config of the pod)")
 	fs.StringVar(&c.namespace, "namespace", "", "namespace of the webhook's Service and certificate Secret (empty: $POD_NAMESPACE, else the pod's service-account namespace)")
 	fs.StringVar(&c.service, "service-name", "vault-injector", "the webhook's Service: the certificate is for <svc>, <svc>.<ns>, <svc>.<ns>.svc and <svc>.<ns>.svc.<cluster-domain>")
 	fs.StringVar(&c.secret, "cert-secret-name", "vault-injector-tls", "Secret (type kubernetes.io/tls, plus ca.crt/ca.key) holding the CA and serving certificate shared by the replicas")

@@ -54,6 +54,7 @@ release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p)))
 unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd test/tools/envfilecheck && $(GO) test -count=1 ./...
 
 e2e: tools build
 	$(GO) test -count=1 -tags e2e -timeout 45m ./test/... -v
@@ -78,6 +79,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFromAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agentconfig/
 	$(GO) test -run '^$$' -fuzz FuzzTranslateVaultAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
+	cd test/tools/envfilecheck && $(GO) test -run '^$$' -fuzz FuzzKubeletReadsWhatWeWrite -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./agent/

@@ -60,7 +60,7 @@ func CheckValue(name, value string) error {
 		return &Error{Name: name, Reason: "its value contains a single quote ('), which the env-file format cannot represent"}
 	case strings.IndexByte(value, 0) >= 0:
 		return &Error{Name: name, Reason: "its value contains a NUL byte, which no environment variable can hold"}
-	case strings.Contains(value, "\r\n") || strings.HasSuffix(value, "\r"):
+	case strings.Contains(value, "\r\n"):
 		return &Error{Name: name, Reason: `its value contains a carriage return before a line end, which the kubelet would drop ("\r\n" becomes "\n")`}
 	}
 	// The first line carries NAME=' and the last the closing quote.

@@ -19,7 +19,7 @@ func TestEncodeRefusesWhatTheKubeletCannotCarry(t *testing.T) {
 		{"quote", []Var{{"PW", "it's"}}, "single quote"},
 		{"empty", []Var{{"PW", ""}}, "empty"},
 		{"crlf", []Var{{"PW", "a\r\nb"}}, "carriage return"},
-		{"trailing cr", []Var{{"PW", "a\r"}}, "carriage return"},
+		{"cr before the closing quote", []Var{{"PW", "a\r"}}, ""},
 		{"nul", []Var{{"PW", "a\x00b"}}, "NUL"},
 		{"long line", []Var{{"PW", strings.Repeat("x", MaxLine)}}, "limit"},
 		{"long second line", []Var{{"PW", "a\n" + strings.Repeat("x", MaxLine)}}, "limit"},

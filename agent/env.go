@@ -32,6 +32,10 @@ func (a *Agent) renderEnv(ctx context.Context, res *passResult) error {
 		}
 		if err != nil {
 			errs = append(errs, err)
+			if !isPermanent(err) {
+				// Vault unreachable or the login failing: the others would fail alike.
+				break
+			}
 			continue
 		}
 		vars = append(vars, envfile.Var{Name: v.Name, Value: val})

@@ -73,7 +73,9 @@ func envPod(name, sa string, ann map[string]string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
 		Spec: corev1.PodSpec{
-			ServiceAccountName:            sa,
+			ServiceAccountName: sa,
+			// Vault listens on the host's loopback.
+			HostNetwork:                   true,
 			TerminationGracePeriodSeconds: int64p(1),
 			Containers: []corev1.Container{{
 				Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,4 +333,63 @@ func TestEnvRestartOnChange(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// TestEnvStartupFigures measures pod create -> app container running, ten times each, for a
+// pod whose app gets a KV value as an environment variable (the style auto picks) and the same
+// pod getting it as a file; it asserts each app saw its value, and logs the medians (README).
+func TestEnvStartupFigures(t *testing.T) {
+	ns := namespace(t, "env-figures", true, nil)
+	role, path := vaultApp(t, ns, "app", "figure-value")
+	const n = 10
+	var withEnv, withFile []time.Duration
+	for i := range n {
+		for _, kind := range []string{"env", "file"} {
+			name := fmt.Sprintf("%s-%d", kind, i)
+			ann := map[string]string{"vault-injector.io/role": role}
+			pod := envPod(name, "app", ann)
+			if kind == "env" {
+				ann["vault-injector.io/env-API_KEY"] = path + "#var"
+			} else {
+				ann["vault-injector.io/secret-app"] = path
+				pod.Spec.Containers[0].Command = []string{"sh", "-c", `echo "pid=$$"; echo "API_KEY=$(sed -n 's/.*"var": *"\(.*\)".*/\1/p' /vault/secrets/app)"; exec sleep 3600`}
+			}
+			start := time.Now()
+			if _, err := env.c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitPodFast(t, ns, name, 60*time.Second, running)
+			took := time.Since(start)
+			if got := appEnv(t, ns, name, false)["API_KEY"]; got != "figure-value" {
+				t.Fatalf("%s: the app saw API_KEY=%q", name, got)
+			}
+			if kind == "env" {
+				withEnv = append(withEnv, took)
+			} else {
+				withFile = append(withFile, took)
+			}
+			grace := int64(0)
+			_ = env.c.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+		}
+	}
+	t.Logf("pod create -> app running, median of %d: env variable (%s) %s, file %s", n, nodeEnvStyle(t), median(withEnv), median(withFile))
+}
+
+// waitPodFast is waitPod polling every 50 ms, for timings.
+func waitPodFast(t *testing.T, ns, name string, timeout time.Duration, cond func(*corev1.Pod) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if p, err := env.c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && cond(p) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitPod(t, ns, name, time.Second, "condition", cond)
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2].Round(10 * time.Millisecond)
 }

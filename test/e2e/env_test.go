@@ -80,7 +80,8 @@ func envPod(name, sa string, ann map[string]string) *corev1.Pod {
 			TerminationGracePeriodSeconds: int64p(1),
 			Containers: []corev1.Container{{
 				Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", `echo "pid=$$"; env | grep -E '^(DB_USER|DB_PASSWORD|API_KEY|VAULT_INJECTOR_ENV_VERSION)=' | sort; exec sleep 3600`},
+				// $$ is the kubelet's escape for $: the shell sees $$, its PID.
+				Command: []string{"sh", "-c", `echo "pid=$$$$"; env | grep -E '^(DB_USER|DB_PASSWORD|API_KEY|VAULT_INJECTOR_ENV_VERSION)=' | sort; exec sleep 3600`},
 			}},
 		},
 	}
@@ -352,7 +353,7 @@ func TestEnvStartupFigures(t *testing.T) {
 				ann["vault-injector.io/env-API_KEY"] = path + "#var"
 			} else {
 				ann["vault-injector.io/secret-app"] = path
-				pod.Spec.Containers[0].Command = []string{"sh", "-c", `echo "pid=$$"; echo "API_KEY=$(sed -n 's/.*"var": *"\(.*\)".*/\1/p' /vault/secrets/app)"; exec sleep 3600`}
+				pod.Spec.Containers[0].Command = []string{"sh", "-c", `echo "pid=$$$$"; echo "API_KEY=$$(sed -n 's/.*"var": *"\(.*\)".*/\1/p' /vault/secrets/app)"; exec sleep 3600`}
 			}
 			start := time.Now()
 			if _, err := env.c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {

@@ -217,6 +217,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			// container's termination message, and the kubelet retries with backoff. What was
 			// obtained so far is kept for the next process to adopt.
 			a.saveState()
+			a.log.Error("cannot render; exiting after the startup probe has seen why", "error", err.Error())
 			// Stay long enough for the startup probe to run and the kubelet to record the
 			// reason in an Event: a native sidecar's restarts alone do not show it.
 			select {

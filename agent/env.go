@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -136,25 +137,46 @@ func (a *Agent) envVersion(file string, vars []envfile.Var) string {
 }
 
 // copyBinary puts a copy of the running binary at dst for app containers to run (`exec`): the
-// app image needs nothing of ours. An existing copy of the same size is kept.
+// app image needs nothing of ours. An existing copy of the same size is kept. The copy streams
+// and is synced before the rename: the pages of the file count against the agent's memory limit
+// until written back, and a 25 MB binary read whole beside them was enough to be OOM-killed.
 func copyBinary(dst string) error {
 	src, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("copy binary: %w", err)
 	}
-	sfi, err := os.Stat(src)
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copy binary: %w", err)
+	}
+	defer in.Close()
+	sfi, err := in.Stat()
 	if err != nil {
 		return fmt.Errorf("copy binary: %w", err)
 	}
 	if dfi, err := os.Stat(dst); err == nil && dfi.Size() == sfi.Size() {
 		return nil
 	}
-	b, err := os.ReadFile(src)
+	out, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("copy binary: %w", err)
+		return fmt.Errorf("copy binary to %s: %w", dst, err)
 	}
-	dir, name := filepath.Split(dst)
-	if _, err := writeFile(dir, name, b, 0o755); err != nil {
+	tmp := out.Name()
+	defer os.Remove(tmp)
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Chmod(0o755)
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
 		return fmt.Errorf("copy binary to %s: %w", dst, err)
 	}
 	return nil

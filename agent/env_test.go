@@ -156,3 +156,19 @@ func TestReadyProbeSaysWhy(t *testing.T) {
 		t.Fatalf("ready with the marker = %d", code)
 	}
 }
+
+func TestCopyBinary(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "vault-injector")
+	if err := copyBinary(dst); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	a, _ := os.Stat(self)
+	b, err := os.Stat(dst)
+	if err != nil || b.Size() != a.Size() || b.Mode().Perm() != 0o755 {
+		t.Fatalf("copy: %v size %d (want %d) mode %v", err, b.Size(), a.Size(), b.Mode())
+	}
+	if err := copyBinary(dst); err != nil {
+		t.Fatalf("second copy: %v", err)
+	}
+}

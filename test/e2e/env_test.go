@@ -275,10 +275,22 @@ func TestEnvVariablesFromVault(t *testing.T) {
 				t.Errorf("the app started without its variables: %+v", s.State)
 			}
 		}
-		logs, err := env.c.Client.CoreV1().Pods(f.ns).GetLogs("missing-key", &corev1.PodLogOptions{Container: patch.AgentContainer}).DoRaw(ctx)
-		if err != nil || !strings.Contains(string(logs), strings.ReplaceAll(want, `"`, `\"`)) {
-			t.Errorf("the agent's log does not name the path and key (%v): %s", err, lastLines(string(logs), 5))
+		// The agent logs the reason at once, then exits when the probe has seen it: read the
+		// current container's log, else the previous one's.
+		quoted := strings.ReplaceAll(want, `"`, `\"`)
+		var logs string
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+			for _, previous := range []bool{false, true} {
+				b, err := env.c.Client.CoreV1().Pods(f.ns).GetLogs("missing-key", &corev1.PodLogOptions{Container: patch.AgentContainer, Previous: previous}).DoRaw(ctx)
+				if err == nil {
+					logs = string(b)
+				}
+				if strings.Contains(logs, quoted) {
+					return
+				}
+			}
 		}
+		t.Errorf("the agent's log does not name the path and key within 20s: %s", lastLines(logs, 5))
 	})
 }
 

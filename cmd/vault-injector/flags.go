@@ -11,8 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/certs"
@@ -191,20 +189,10 @@ var serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount
 // newKubeClient builds the client of the self-managed mode: the kubeconfig file when given,
 // else the in-cluster config. Tests replace it with a fake clientset.
 var newKubeClient = func(kubeconfig string) (certs.API, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig=%q: %w", kubeconfig, err)
-		}
-	} else {
-		cfg, err = rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("--cert-mode=self-managed needs the Kubernetes API: not running in a pod (%w); set --kubeconfig, or use --cert-mode=files", err)
-		}
+	cfg, err := restConfig(kubeconfig, "--cert-mode=self-managed (or use --cert-mode=files)")
+	if err != nil {
+		return nil, err
 	}
-	cfg.UserAgent = "vault-injector/" + version
 	return certs.NewRESTAPI(cfg)
 }
 

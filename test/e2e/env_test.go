@@ -89,12 +89,13 @@ func envPod(name, sa string, ann map[string]string) *corev1.Pod {
 
 var envLine = regexp.MustCompile(`(?m)^([A-Z_]+)=(.*)$`)
 
-// appEnv waits for the app container's output and returns the variables it printed.
-func appEnv(t *testing.T, ns, pod string, previous bool) map[string]string {
+// appEnv waits for the app container's output and returns the variables it printed (at
+// least min of them).
+func appEnv(t *testing.T, ns, pod string, min int) map[string]string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		b, err := env.c.Client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: "app", Previous: previous}).DoRaw(ctx)
+		b, err := env.c.Client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: "app"}).DoRaw(ctx)
 		if err == nil && strings.Contains(string(b), "pid=") {
 			out := map[string]string{}
 			for _, m := range envLine.FindAllStringSubmatch(string(b), -1) {
@@ -103,7 +104,7 @@ func appEnv(t *testing.T, ns, pod string, previous bool) map[string]string {
 			if !strings.Contains(string(b), "pid=1\n") {
 				t.Errorf("the app is not PID 1 of its container (exec must replace the wrapper): %q", strings.SplitN(string(b), "\n", 2)[0])
 			}
-			if len(out) >= 3 {
+			if len(out) >= min {
 				return out
 			}
 		}
@@ -191,7 +192,7 @@ func TestEnvVariablesFromVault(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := waitPod(t, f.ns, name, 90*time.Second, "app running", running)
-			got := appEnv(t, f.ns, name, false)
+			got := appEnv(t, f.ns, name, 3)
 			t.Logf("pod create -> app running with its env (%s): %s", tc.style, time.Since(start).Round(10*time.Millisecond))
 			if got["API_KEY"] != f.apiKey {
 				t.Errorf("API_KEY = %q, want the KV v2 value", got["API_KEY"])
@@ -306,7 +307,7 @@ func TestEnvRestartOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPod(t, f.ns, "app", 90*time.Second, "app running", running)
-	first := appEnv(t, f.ns, "app", false)
+	first := appEnv(t, f.ns, "app", 4)
 	if err := f.pg.CanLogin(ctx, first["DB_USER"], first["DB_PASSWORD"]); err != nil {
 		t.Fatalf("first credentials do not log in: %v", err)
 	}
@@ -324,7 +325,7 @@ func TestEnvRestartOnChange(t *testing.T) {
 			t.Logf("app's last termination: %s (exit %d)", s.LastTerminationState.Terminated.Reason, s.LastTerminationState.Terminated.ExitCode)
 		}
 	}
-	second := appEnv(t, f.ns, "app", false)
+	second := appEnv(t, f.ns, "app", 4)
 	if second["DB_USER"] == first["DB_USER"] {
 		t.Fatalf("the restarted app still has the first user %s", first["DB_USER"])
 	}
@@ -373,7 +374,7 @@ func TestEnvStartupFigures(t *testing.T) {
 			}
 			waitPodFast(t, ns, name, 60*time.Second, running)
 			took := time.Since(start)
-			if got := appEnv(t, ns, name, false)["API_KEY"]; got != "figure-value" {
+			if got := appEnv(t, ns, name, 1)["API_KEY"]; got != "figure-value" {
 				t.Fatalf("%s: the app saw API_KEY=%q", name, got)
 			}
 			if kind == "env" {

@@ -14,8 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
@@ -60,14 +60,18 @@ func (w *Watcher) Style() agentconfig.EnvStyle { return w.current.Load().Style }
 // Current is the current decision.
 func (w *Watcher) Current() Decision { return *w.current.Load() }
 
+// NodesListWatch lists and watches nodes through the core/v1 REST client.
+func NodesListWatch(core rest.Interface) cache.ListerWatcher {
+	return cache.NewListWatchFromClient(core, "nodes", "", fields.Everything())
+}
+
 // Watch starts watching nodes and returns once the first list is in (or fails after timeout:
 // without it every pod would get exec, which denies containers that name no command).
 // onChange, if set, hears every new decision (a log line).
-func Watch(ctx context.Context, client kubernetes.Interface, timeout time.Duration, onChange func(Decision)) (*Watcher, error) {
+func Watch(ctx context.Context, nodes cache.ListerWatcher, timeout time.Duration, onChange func(Decision)) (*Watcher, error) {
 	w := &Watcher{onChange: onChange}
 	w.current.Store(&Decision{agentconfig.EnvStyleExec, "nodes not listed yet"})
-	f := informers.NewSharedInformerFactory(client, 0)
-	inf := f.Core().V1().Nodes().Informer()
+	inf := cache.NewSharedIndexInformer(nodes, &corev1.Node{}, 0, cache.Indexers{})
 	// Only the version is kept: a large cluster's full Node objects would cost the webhook
 	// megabytes for one string each.
 	if err := inf.SetTransform(func(obj any) (any, error) {
@@ -89,7 +93,7 @@ func Watch(ctx context.Context, client kubernetes.Interface, timeout time.Durati
 	}); err != nil {
 		return nil, err
 	}
-	f.Start(ctx.Done())
+	go inf.Run(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {

@@ -8,7 +8,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 )
@@ -44,7 +47,16 @@ func TestWatchFollowsNodes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changes := make(chan Decision, 4)
-	w, err := Watch(ctx, client, 5*time.Second, func(d Decision) { changes <- d })
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.CoreV1().Nodes().List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return client.CoreV1().Nodes().Watch(ctx, o)
+		},
+	}
+	// The fake clientset says it cannot stream lists (WatchListClient); so says the wrapper.
+	w, err := Watch(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), 5*time.Second, func(d Decision) { changes <- d })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/envstyle"
+	"github.com/vault-injector/vault-injector/internal/kubeclient"
 	"github.com/vault-injector/vault-injector/webhook"
 )
 
@@ -27,11 +27,11 @@ func watchEnvStyle(ctx context.Context, m *webhook.Mutator, auto bool, kubeconfi
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	core, err := kubeclient.For(cfg, corev1.SchemeGroupVersion)
 	if err != nil {
 		return fmt.Errorf("--env-style=auto: %w", err)
 	}
-	w, err := envstyle.Watch(ctx, client, nodeListTimeout, func(d envstyle.Decision) {
+	w, err := envstyle.Watch(ctx, envstyle.NodesListWatch(core), nodeListTimeout, func(d envstyle.Decision) {
 		log.Info("env style changed", "env_style", string(d.Style), "reason", d.Reason)
 	})
 	if err != nil {
@@ -53,16 +53,5 @@ func offlineEnvStyle(m *webhook.Mutator, auto bool) {
 
 // restConfig is the kubeconfig file when given, else the in-cluster config.
 func restConfig(kubeconfig, what string) (*rest.Config, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig=%q: %w", kubeconfig, err)
-		}
-	} else if cfg, err = rest.InClusterConfig(); err != nil {
-		return nil, fmt.Errorf("%s needs the Kubernetes API: not running in a pod (%w); set --kubeconfig", what, err)
-	}
-	cfg.UserAgent = "vault-injector/" + version
-	return cfg, nil
+	return kubeclient.Config(kubeconfig, what, "vault-injector/"+version)
 }

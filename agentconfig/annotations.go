@@ -36,6 +36,10 @@ const (
 	AnnotationCPULimit           = Prefix + "agent-cpu-limit"
 	AnnotationMemoryRequest      = Prefix + "agent-memory-request"
 	AnnotationMemoryLimit        = Prefix + "agent-memory-limit"
+	// Several identities (identities.go).
+	AnnotationAuthType                   = Prefix + "auth-type"
+	AnnotationTokenAudience              = Prefix + "token-audience"
+	AnnotationTemplatesConfigMapIdentity = Prefix + "templates-configmap-identity"
 
 	// Written by the webhook, never by users.
 	AnnotationStatus      = Prefix + "status"

@@ -20,6 +20,9 @@ var fuzzSeeds = []string{
 	`{"spec":{"containers":[{"name":"a"}]}}`,
 	`{"metadata":null,"spec":null}`,
 	`{"metadata":{"annotations":{"vault-injector.io/role":"r","vault-injector.io/secret-x":"kv/x"}},"spec":{"containers":[{"name":"a","volumeMounts":[{"name":"q","mountPath":"/vault/secrets"}]}]}}`,
+	// Several identities, jwt, one token per audience.
+	`{"metadata":{"annotations":{"vault-injector.io/identity-a-role":"ra","vault-injector.io/identity-a-auth-type":"jwt","vault-injector.io/identity-a-token-audience":"aud-a","vault-injector.io/identity-b-role":"rb","vault-injector.io/identity-b-token-audience":"aud-b","vault-injector.io/secret-x":"kv/x","vault-injector.io/secret-x-identity":"a","vault-injector.io/template-y":"{{ with secret \"kv/y\" }}{{ .Data.v }}{{ end }}","vault-injector.io/template-y-identity":"b"}},"spec":{"containers":[{"name":"a"}]}}`,
+	`{"metadata":{"annotations":{"vault-injector.io/role":"r","vault-injector.io/templates-configmap":"t","vault-injector.io/templates-configmap-identity":"p","vault-injector.io/identity-p-role":"rp","vault-injector.io/identity-p-address":"https://v2:8200"}},"spec":{"containers":[{"name":"a"}]}}`,
 }
 
 // FuzzMutate: the decision never panics; every patch it produces only adds, applies to the raw

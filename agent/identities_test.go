@@ -205,6 +205,7 @@ func TestJWTLoginRefusedByBoundClaims(t *testing.T) {
 			if err == nil {
 				t.Fatal("login succeeded")
 			}
+			t.Logf("agent error: %v", err)
 			want := `Vault jwt role "app-jwt" at auth/jwt refused the token of service account demo/` + tc.sa + `: its bound claims or audiences do not match`
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q\nwant it to contain %q", err, want)

@@ -219,6 +219,9 @@ func TestJWTAuthNamesThePod(t *testing.T) {
 		t.Fatal(err)
 	}
 	jwtSetup(t, "ROLE="+role, "NAMESPACE="+ns, "SERVICE_ACCOUNT="+sa, "POLICIES="+role, "AUDIENCE=vault")
+	// A second role that accepts only tokens of another audience: the identity that uses it
+	// logs in with a second projected token.
+	jwtSetup(t, "ROLE="+role+"-pki", "NAMESPACE="+ns, "SERVICE_ACCOUNT="+sa, "POLICIES="+role, "AUDIENCE=vault-pki")
 	t.Cleanup(func() { _ = v.Sys().DisableAuth("jwt") })
 	auditLog := filepath.Join(t.TempDir(), "audit.log")
 	if err := v.Sys().EnableAuditWithOptions("i2-file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": auditLog}}); err != nil {
@@ -230,6 +233,12 @@ func TestJWTAuthNamesThePod(t *testing.T) {
 		"vault-injector.io/role":         role,
 		"vault-injector.io/auth-type":    "jwt",
 		"vault-injector.io/template-app": fmt.Sprintf(`{{ with secret %q }}{{ .Data.v }}{{ end }}`, path),
+		// The same secret through an identity with its own token audience.
+		"vault-injector.io/identity-pki-role":           role + "-pki",
+		"vault-injector.io/identity-pki-auth-type":      "jwt",
+		"vault-injector.io/identity-pki-token-audience": "vault-pki",
+		"vault-injector.io/template-pki":                fmt.Sprintf(`{{ with secret %q }}pki:{{ .Data.v }}{{ end }}`, path),
+		"vault-injector.io/template-pki-identity":       "pki",
 	}
 	port := cluster.FreePort()
 	created, err := env.c.Client.CoreV1().Pods(ns).Create(ctx, httpdPod("app", sa, port, ann), metav1.CreateOptions{})
@@ -241,20 +250,27 @@ func TestJWTAuthNamesThePod(t *testing.T) {
 		t.Errorf("file app = %q, want jwt-value", got)
 	}
 
+	if got := get(t, "http://127.0.0.1:"+port+"/pki"); got != "pki:jwt-value" {
+		t.Errorf("file pki = %q, want pki:jwt-value", got)
+	}
+
 	tokens := podVaultTokens(t, p)
-	self, err := clientWithToken(t, tokens["default"]).Auth().Token().LookupSelf()
-	if err != nil {
-		t.Fatalf("lookup-self with the pod's token: %v", err)
-	}
-	meta, _ := self.Data["meta"].(map[string]any)
-	want := map[string]string{"pod_name": "app", "pod_uid": string(created.UID), "namespace": ns, "service_account_name": sa, "role": role}
-	for k, w := range want {
-		if meta[k] != w {
-			t.Errorf("token metadata %s = %v, want %q (all: %v)", k, meta[k], w, meta)
+	for id, r := range map[string]string{"default": role, "pki": role + "-pki"} {
+		self, err := clientWithToken(t, tokens[id]).Auth().Token().LookupSelf()
+		if err != nil {
+			t.Fatalf("lookup-self with the pod's token of identity %s: %v", id, err)
 		}
-	}
-	if path, _ := self.Data["path"].(string); path != "auth/jwt/login" {
-		t.Errorf("token issued by %q, want auth/jwt/login", path)
+		meta, _ := self.Data["meta"].(map[string]any)
+		want := map[string]string{"pod_name": "app", "pod_uid": string(created.UID), "namespace": ns, "service_account_name": sa, "role": r}
+		for k, w := range want {
+			if meta[k] != w {
+				t.Errorf("identity %s: token metadata %s = %v, want %q (all: %v)", id, k, meta[k], w, meta)
+			}
+		}
+		if path, _ := self.Data["path"].(string); path != "auth/jwt/login" {
+			t.Errorf("identity %s: token issued by %q, want auth/jwt/login", id, path)
+		}
+		t.Logf("identity %s: lookup-self metadata %v", id, meta)
 	}
 	audit, err := os.ReadFile(auditLog)
 	if err != nil {

@@ -131,7 +131,7 @@ type Agent struct {
 func New(cfg *agentconfig.Config, log *slog.Logger) (*Agent, error) {
 	backends := map[string]Backend{}
 	for _, id := range cfg.Identities {
-		b, err := newVaultBackend(id, cfg.ServiceAccountTokenFile)
+		b, err := newVaultBackend(id, cfg.SATokenFile(id))
 		if err != nil {
 			return nil, err
 		}

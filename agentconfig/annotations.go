@@ -38,6 +38,10 @@ const (
 	AnnotationMemoryLimit        = Prefix + "agent-memory-limit"
 	AnnotationEnvStyle           = Prefix + "env-style"
 	AnnotationEnvOnChange        = Prefix + "env-on-change"
+	// Several identities (identities.go).
+	AnnotationAuthType                   = Prefix + "auth-type"
+	AnnotationTokenAudience              = Prefix + "token-audience"
+	AnnotationTemplatesConfigMapIdentity = Prefix + "templates-configmap-identity"
 
 	// Written by the webhook, never by users.
 	AnnotationStatus      = Prefix + "status"

@@ -110,8 +110,48 @@ func parseEnvVar(name, v string) (EnvVar, error) {
 	return ev, nil
 }
 
-// resolveEnv completes the env settings once every key is parsed.
+// setEnv handles env-<NAME> and env-<NAME>-identity (name is the key after env-).
+func (p *parser) setEnv(key, name, val string) error {
+	if base, ok := strings.CutSuffix(name, identitySuffix); ok && envName.MatchString(base) {
+		id, err := parseIdentityRef(val)
+		if err != nil {
+			return err
+		}
+		if p.envIdentity == nil {
+			p.envIdentity = map[string][2]string{}
+		}
+		p.envIdentity[base] = [2]string{id, key}
+		return nil
+	}
+	ev, err := parseEnvVar(name, val)
+	if err != nil {
+		return err
+	}
+	p.env[name] = &ev
+	return nil
+}
+
+// envUsesDefault reports whether a variable reads through the default identity.
+func (p *parser) envUsesDefault() bool {
+	for name := range p.env {
+		if id, ok := p.envIdentity[name]; !ok || id[0] == DefaultIdentity {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveEnv completes the env settings once every key (and the identities) is resolved.
 func (p *parser) resolveEnv() error {
+	for name, ref := range p.envIdentity {
+		if _, ok := p.env[name]; !ok {
+			return bad(ref[1], ref[0], "no value unless "+Prefix+kindEnv+name+" names the variable")
+		}
+		if _, ok := p.cfg.Identity(ref[0]); !ok {
+			return bad(ref[1], ref[0], p.knownIdentities())
+		}
+		p.env[name].Identity = ref[0]
+	}
 	if len(p.env) == 0 {
 		switch {
 		case p.req.EnvStyle != "":

@@ -74,3 +74,38 @@ func TestEnvAnnotationsInvalid(t *testing.T) {
 		}
 	}
 }
+
+// A variable reads through the identity env-<NAME>-identity names; the default identity then
+// needs no role unless something else uses it.
+func TestEnvIdentity(t *testing.T) {
+	req, err := FromAnnotations(map[string]string{
+		Prefix + "identity-pki-role":  "issuer",
+		Prefix + "env-CERT":           `{{ with secret "pki/issue/web" "common_name=a" }}{{ .Data.certificate }}{{ end }}`,
+		Prefix + "env-CERT-identity":  "pki",
+		Prefix + "env-TOKEN":          "kv/app#token",
+		Prefix + "env-TOKEN-identity": "pki",
+	}, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range req.Agent.Env.Vars {
+		if v.Identity != "pki" {
+			t.Errorf("variable %s reads through %q, want pki", v.Name, v.Identity)
+		}
+	}
+	if len(req.Agent.Identities) != 1 || req.Agent.Identities[0].Name != "pki" {
+		t.Errorf("identities %+v: want only pki", req.Agent.Identities)
+	}
+	for _, c := range []struct {
+		ann  map[string]string
+		want string
+	}{
+		{map[string]string{AnnotationRole: "r", Prefix + "env-A": "kv/a#k", Prefix + "env-A-identity": "nope"}, `env-A-identity="nope" is invalid: expected an identity defined by`},
+		{map[string]string{AnnotationRole: "r", Prefix + "secret-a": "kv/a", Prefix + "env-B-identity": "default"}, "no value unless vault-injector.io/env-B names the variable"},
+		{map[string]string{Prefix + "env-A": "kv/a#k"}, "annotation vault-injector.io/role"},
+	} {
+		if _, err := FromAnnotations(c.ann, defaults); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want %q", c.ann, err, c.want)
+		}
+	}
+}

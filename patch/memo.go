@@ -67,11 +67,16 @@ func (B *Builder) encoded(key memoKey, v func() any) (json.RawMessage, error) {
 // encodedVolumes returns our volumes, each encoded, memoised by the ConfigMaps they name.
 func (B *Builder) encodedVolumes(b *podBuild) ([]any, error) {
 	key := volumesKey{b.req.TemplatesConfigMap, b.req.CAConfigMap, b.req.CAKey, b.envStyle(), b.needsExecBinary()}
-	B.mu.Lock()
-	vols, ok := B.vols[key]
-	B.mu.Unlock()
-	if ok {
-		return vols, nil
+	// Pods whose identities ask for tokens of their own audiences are rare: not memoised.
+	memo := !extraTokens(b.req)
+	var vols []any
+	if memo {
+		B.mu.Lock()
+		memoised, ok := B.vols[key]
+		B.mu.Unlock()
+		if ok {
+			return memoised, nil
+		}
 	}
 	for _, v := range b.volumes() {
 		raw, err := json.Marshal(v)
@@ -81,7 +86,7 @@ func (B *Builder) encodedVolumes(b *podBuild) ([]any, error) {
 		vols = append(vols, json.RawMessage(raw))
 	}
 	B.mu.Lock()
-	if len(B.vols) < memoLimit {
+	if len(B.vols) < memoLimit && memo {
 		B.vols[key] = vols
 	}
 	B.mu.Unlock()

@@ -138,6 +138,11 @@ func (m *mutatorFlags) defaults() (agentconfig.Defaults, error) {
 	if err := agentconfig.CheckRefreshInterval(m.refresh); err != nil {
 		return d, flagError("refresh-interval", m.refresh.String(), err)
 	}
+	if m.audience != "" { // empty: the API server's default audiences
+		if _, err := agentconfig.ParseTokenAudience(m.audience); err != nil {
+			return d, flagError("token-audience", m.audience, err)
+		}
+	}
 	if m.caConfigMap != "" { // empty: the system roots
 		if _, _, err := agentconfig.ParseCAConfigMap(m.caConfigMap); err != nil {
 			return d, flagError("vault-ca-configmap", m.caConfigMap, err)

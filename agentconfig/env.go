@@ -23,7 +23,7 @@ const (
 	// ExecDir holds a copy of our binary for the exec style: the agent copies itself there and
 	// app containers mount it read-only to run `exec`.
 	ExecDir    = "/vault/exec"
-	ExecBinary = ExecDir + "/vault-injector"
+	ExecBinary = ExecDir + "/vault-injector-agent"
 	// EnvVersionVar is written into the env file with every other variable when the pod asks
 	// to restart on change: the value an app container started with tells the agent's check
 	// whether that container's environment is stale.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
+	"github.com/vault-injector/vault-injector/policy"
 )
 
 // Outcome classifies a decision; it is the metrics label and the log field.
@@ -45,6 +46,8 @@ type Result struct {
 	// Warnings are shown by kubectl for a pod that is injected but will not work as its
 	// author probably expects.
 	Warnings []string
+	// Policy is the admission policy's decision, when a policy is in force.
+	Policy *policy.Decision
 }
 
 // Mutator decides and builds. Its fields are the operator's settings.
@@ -56,6 +59,10 @@ type Mutator struct {
 	AcceptVaultAnnotations bool
 	// ExcludedNamespaces never get injected, whatever their labels say.
 	ExcludedNamespaces []string
+	// Policy, when set, is the admission policy (policy.go); NamespaceLabels serves its
+	// namespaceSelector rules.
+	Policy          PolicySource
+	NamespaceLabels NamespaceLabels
 
 	once    sync.Once
 	builder *patch.Builder
@@ -176,6 +183,10 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if req == nil {
 		return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
 	}
+	req, decision, err := m.applyPolicy(pod, ns, req)
+	if err != nil {
+		return Result{Outcome: Denied, Reason: ReasonPolicy, Err: err, Policy: decision}
+	}
 	m.once.Do(func() { m.builder = patch.NewBuilder(m.Settings) })
 	ops, err := m.builder.Build(pod, req)
 	if err != nil {
@@ -184,7 +195,7 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if err := checkInjectedSize(pod, ops); err != nil {
 		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: err}
 	}
-	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req)}
+	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req), Policy: decision}
 }
 
 // DenialMessage is the text the API server shows for a denied pod.

@@ -85,7 +85,10 @@ func TestEvaluate(t *testing.T) {
 		{name: "auth type", ns: "shop", sa: "web", cfg: podConfig(func(c *agentconfig.Config) { c.Identities[0].Method = "jwt" }),
 			wantErr: "auth type jwt not in rule shop-apps (allows kubernetes)"},
 		{name: "selector matches", ns: "infra", sa: "x", labels: map[string]string{"team": "platform"},
-			cfg: podConfig(func(c *agentconfig.Config) { c.Identities[0].Namespace = "platform/a"; c.Identities[0].TLSSkipVerify = true }), wantRule: "platform"},
+			cfg: podConfig(func(c *agentconfig.Config) {
+				c.Identities[0].Namespace = "platform/a"
+				c.Identities[0].TLSSkipVerify = true
+			}), wantRule: "platform"},
 		{name: "selector without labels", ns: "infra", sa: "x", cfg: podConfig(),
 			wantErr: "no policy rule matches"},
 		{name: "second identity refused", ns: "shop", sa: "web", cfg: podConfig(func(c *agentconfig.Config) {

@@ -156,7 +156,8 @@ func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 
 func namespaced(kind string) bool {
 	switch kind {
-	case "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "Namespace":
+	case "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "Namespace",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 		return false
 	}
 	return true

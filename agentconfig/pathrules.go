@@ -101,9 +101,16 @@ func (c *Config) CheckPath(identity, path string, op Operation) error {
 	return e
 }
 
+// MaxPolicyPathLen bounds the Vault paths a policy decides on.
+const MaxPolicyPathLen = 1024
+
 // CheckPathSegments refuses paths a glob could match while Vault reads another one:
 // "secret/shop/../payments" matches secret/shop/** but names secret/payments.
 func CheckPathSegments(path string) error {
+	// Vault paths are short; a bound keeps glob matching cheap whatever a pod writes.
+	if len(path) > MaxPolicyPathLen {
+		return fmt.Errorf("the path is %d characters long: expected at most %d", len(path), MaxPolicyPathLen)
+	}
 	for _, seg := range strings.Split(strings.TrimSuffix(path, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return fmt.Errorf("the path has an empty, \".\" or \"..\" segment: expected a plain Vault path like secret/data/app")

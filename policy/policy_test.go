@@ -71,6 +71,8 @@ func TestEvaluate(t *testing.T) {
 			wantErr: "secret db: read of secret/payments/db not in rule shop-apps (allows secret/shop/**, secret/data/shop/**)"},
 		{name: "dot-dot path", ns: "shop", sa: "web", cfg: podConfig(secretPath("secret/shop/../payments/db")),
 			wantErr: `secret db: path secret/shop/../payments/db: the path has an empty, "." or ".." segment`},
+		{name: "overlong path", ns: "shop", sa: "web", cfg: podConfig(secretPath("secret/shop/" + strings.Repeat("a", 1100))),
+			wantErr: "characters long: expected at most 1024"},
 		{name: "template write", ns: "shop", sa: "web", cfg: podConfig(tmpl(`{{ with secret "transit/encrypt/shop" "plaintext=YQ==" }}{{ end }}`)),
 			wantErr: "secret db: write of transit/encrypt/shop not in rule shop-apps (allows none)"},
 		{name: "template pki issue allowed", ns: "shop", sa: "web", cfg: podConfig(tmpl(`{{ with secret "pki/issue/shop" "common_name=a.shop" }}{{ .Data.certificate }}{{ end }}`)), wantRule: "shop-apps"},

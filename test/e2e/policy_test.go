@@ -373,15 +373,16 @@ func TestPolicyHoldsAfterAdmission(t *testing.T) {
 		ephMsg   = "vault-injector: an ephemeral container of an injected pod cannot mount the vault-injector- volumes or target the vault-injector- containers"
 	)
 	type change func(p *corev1.Pod)
-	update := func(c change) error {
+	updateWith := func(c change, opts metav1.UpdateOptions) error {
 		p, err := pods.Get(ctx, "app", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c(p)
-		_, err = pods.Update(ctx, p, metav1.UpdateOptions{})
+		_, err = pods.Update(ctx, p, opts)
 		return err
 	}
+	update := func(c change) error { return updateWith(c, metav1.UpdateOptions{}) }
 	debug := func(name string, c change) error {
 		p, err := pods.Get(ctx, "app", metav1.GetOptions{})
 		if err != nil {
@@ -405,9 +406,10 @@ func TestPolicyHoldsAfterAdmission(t *testing.T) {
 	last := func(p *corev1.Pod) *corev1.EphemeralContainer {
 		return &p.Spec.EphemeralContainers[len(p.Spec.EphemeralContainers)-1]
 	}
-	// The binding reaches the API server's admission chain after a moment.
+	// The binding reaches the API server's admission chain after a moment; probe with dry runs,
+	// so a change that slips through before then is not stored.
 	waitUntil(t, 20*time.Second, "the guard to refuse an agent-config change", func() (bool, string) {
-		err := update(otherRoleConfig)
+		err := updateWith(otherRoleConfig, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err != nil && strings.Contains(err.Error(), annMsg), fmt.Sprint(err)
 	})
 	for _, tc := range []struct {

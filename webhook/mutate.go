@@ -158,6 +158,9 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	}
 	ann := pod.Annotations()
 	if patch.AlreadyInjected(pod) {
+		if d, err := m.checkInjected(pod, ns); err != nil {
+			return Result{Outcome: Denied, Reason: ReasonPolicy, Err: err, Policy: d}
+		}
 		return Result{Outcome: Skipped, Reason: ReasonAlreadyInjected}
 	}
 	if agentconfig.OptedOut(ann) {

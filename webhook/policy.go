@@ -3,6 +3,7 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
@@ -45,14 +46,7 @@ func (m *Mutator) applyPolicy(pod *patch.Pod, ns string, req *agentconfig.Reques
 	if p == nil {
 		return req, nil, nil
 	}
-	in := policy.Request{Namespace: ns, Config: req.Agent}
-	if pod.Spec != nil {
-		in.ServiceAccount = pod.Spec.ServiceAccountName
-	}
-	if m.NamespaceLabels != nil && p.UsesNamespaceSelector() {
-		in.NamespaceLabels = m.NamespaceLabels(ns)
-	}
-	d := p.Evaluate(in)
+	d := p.Evaluate(m.policyRequest(p, pod, ns, req.Agent))
 	if err := d.Err(); err != nil {
 		return nil, d, err
 	}
@@ -64,4 +58,45 @@ func (m *Mutator) applyPolicy(pod *patch.Pod, ns string, req *agentconfig.Reques
 	out := *req
 	out.Agent, out.AgentJSON = &cfg, nil
 	return &out, d, nil
+}
+
+// checkInjected holds a pod that arrives already injected to the policy: a reinvocation of one
+// we injected passes, but a pod created with our status annotation and an agent config of its
+// own would otherwise skip the policy. Its config must be one the policy allows, with exactly
+// the path globs the webhook would have written.
+func (m *Mutator) checkInjected(pod *patch.Pod, ns string) (*policy.Decision, error) {
+	if m.Policy == nil {
+		return nil, nil
+	}
+	p, loaded := m.Policy.Policy()
+	if !loaded {
+		return nil, errNoPolicyYet
+	}
+	if p == nil {
+		return nil, nil
+	}
+	cfg, err := agentconfig.Parse([]byte(pod.Annotations()[agentconfig.AnnotationAgentConfig]))
+	if err != nil {
+		return nil, fmt.Errorf("policy: the pod carries %s but its %s is not a valid agent config: %w", agentconfig.AnnotationStatus, agentconfig.AnnotationAgentConfig, err)
+	}
+	d := p.Evaluate(m.policyRequest(p, pod, ns, cfg))
+	if err := d.Err(); err != nil {
+		return d, err
+	}
+	if !reflect.DeepEqual(d.PathRules, cfg.PathRules) {
+		return d, errors.New("policy: the pod's agent config carries path rules the policy would not write: create the pod without vault-injector.io/status and let the webhook inject it")
+	}
+	return d, nil
+}
+
+// policyRequest is what the policy decides on for a pod.
+func (m *Mutator) policyRequest(p *policy.Policy, pod *patch.Pod, ns string, cfg *agentconfig.Config) policy.Request {
+	in := policy.Request{Namespace: ns, Config: cfg}
+	if pod.Spec != nil {
+		in.ServiceAccount = pod.Spec.ServiceAccountName
+	}
+	if m.NamespaceLabels != nil && p.UsesNamespaceSelector() {
+		in.NamespaceLabels = m.NamespaceLabels(ns)
+	}
+	return in
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/policy"
 	"github.com/vault-injector/vault-injector/webhook"
 	"github.com/vault-injector/vault-injector/webhook/webhooktest"
@@ -124,4 +125,50 @@ func decisions(t *testing.T, reg *prometheus.Registry, rule, outcome string) flo
 		}
 	}
 	return 0
+}
+
+// A pod that arrives already injected is held to the policy too: the webhook's own injection
+// re-admitted (what reinvocation sends) passes; the same pod moved to another namespace, or
+// with its path globs widened, is denied.
+func TestAlreadyInjectedPodsHeldToPolicy(t *testing.T) {
+	p, err := policy.Parse([]byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := webhooktest.Mutator()
+	m.Policy = webhook.StaticPolicy{P: p}
+	raw := podAs("web", "r")
+	res := m.Mutate(raw, "shop")
+	if res.Outcome != webhook.Injected {
+		t.Fatalf("first admission: %v %v", res.Outcome, res.Err)
+	}
+	injectedPod, err := inject.Apply(raw, res.Patch, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	widened := strings.Replace(string(injectedPod), `secret/*`, `**`, 1)
+	if widened == string(injectedPod) {
+		t.Fatal("no path glob in the injected pod to widen")
+	}
+	for _, tc := range []struct {
+		name, ns, pod string
+		want          string // empty: skipped as already injected
+	}{
+		{"re-admission", "shop", string(injectedPod), ""},
+		{"other namespace", "payments", string(injectedPod), "no policy rule matches this namespace and service account"},
+		{"widened path globs", "shop", widened, "policy: the pod's agent config carries path rules the policy would not write"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := m.Mutate([]byte(tc.pod), tc.ns)
+			if tc.want == "" {
+				if res.Outcome != webhook.Skipped || res.Reason != webhook.ReasonAlreadyInjected {
+					t.Fatalf("got %v/%s %v, want skipped as already injected", res.Outcome, res.Reason, res.Err)
+				}
+				return
+			}
+			if res.Outcome != webhook.Denied || !strings.Contains(res.Err.Error(), tc.want) {
+				t.Fatalf("got %v %v, want a denial containing %q", res.Outcome, res.Err, tc.want)
+			}
+		})
+	}
 }

@@ -1,9 +1,10 @@
 package webhook
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
@@ -83,7 +84,10 @@ func (m *Mutator) checkInjected(pod *patch.Pod, ns string) (*policy.Decision, er
 	if err := d.Err(); err != nil {
 		return d, err
 	}
-	if !reflect.DeepEqual(d.PathRules, cfg.PathRules) {
+	// Compared as the agent reads them: JSON, where an empty list and none are the same.
+	want, _ := json.Marshal(d.PathRules)
+	got, _ := json.Marshal(cfg.PathRules)
+	if !bytes.Equal(want, got) {
 		return d, errors.New("policy: the pod's agent config carries path rules the policy would not write: create the pod without vault-injector.io/status and let the webhook inject it")
 	}
 	return d, nil

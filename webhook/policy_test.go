@@ -20,7 +20,7 @@ kind: InjectionPolicy
 rules:
 - name: shop
   match: {namespaces: [shop], serviceAccounts: [web]}
-  allow: {roles: [r], authPaths: [auth/kubernetes], addresses: ["https://vault.vault.svc:8200"], paths: {read: [secret/*]}}
+  allow: {roles: [r], authPaths: [auth/kubernetes], addresses: ["https://vault.vault.svc:8200"], paths: {read: [secret/*], write: []}}
 `
 
 // notLoaded is a configured policy source that has not loaded anything yet.

@@ -69,6 +69,9 @@ func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
 		plural := strings.ToLower(gvk.Kind) + "s"
+		if p, ok := strings.CutSuffix(plural, "ys"); ok {
+			plural = p + "ies" // validatingadmissionpolicies
+		}
 		if gvk.Kind == "PodDisruptionBudget" {
 			continue // one replica
 		}

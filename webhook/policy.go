@@ -14,10 +14,9 @@ import (
 // ReasonPolicy is the reason of pods the admission policy denies.
 const ReasonPolicy = "policy"
 
-// PolicySource gives the admission policy in force. Loaded reports whether one is: nil with
-// Loaded true never happens; nil with Loaded false means "a policy is configured but none has
-// loaded yet", which denies every pod asking for injection (fail closed) rather than falling
-// back to no policy.
+// PolicySource gives the admission policy in force. (nil, true) means no policy; (nil, false)
+// means a policy is configured but none has loaded yet, which denies every pod asking for
+// injection (fail closed) rather than falling back to no policy.
 type PolicySource interface {
 	Policy() (p *policy.Policy, loaded bool)
 }

@@ -90,6 +90,10 @@ type Config struct {
 
 	// Notify tells the app that files changed; nil means nobody is told.
 	Notify *Notify `json:"notify,omitempty"`
+
+	// PathRules are the Vault paths the admission policy allows, per identity; empty means no
+	// policy applies (pathrules.go).
+	PathRules []PathRule `json:"pathRules,omitempty"`
 }
 
 // DefaultIdentity is the name of the identity built from the single-role annotations.
@@ -303,6 +307,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("secrets %q and %q both write %q", other, s.Name, s.File)
 		}
 		files[s.File] = s.Name
+	}
+	if err := c.validatePathRules(seen); err != nil {
+		return err
 	}
 	if c.SecretsDir == "" || c.HomeDir == "" || c.ServiceAccountTokenFile == "" {
 		return fmt.Errorf("agent config lacks secretsDir, homeDir or serviceAccountTokenFile")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
+	"github.com/vault-injector/vault-injector/policy"
 )
 
 // Outcome classifies a decision; it is the metrics label and the log field.
@@ -45,6 +46,8 @@ type Result struct {
 	// Warnings are shown by kubectl for a pod that is injected but will not work as its
 	// author probably expects.
 	Warnings []string
+	// Policy is the admission policy's decision, when a policy is in force.
+	Policy *policy.Decision
 }
 
 // Mutator decides and builds. Its fields are the operator's settings.
@@ -56,6 +59,10 @@ type Mutator struct {
 	AcceptVaultAnnotations bool
 	// ExcludedNamespaces never get injected, whatever their labels say.
 	ExcludedNamespaces []string
+	// Policy, when set, is the admission policy (policy.go); NamespaceLabels serves its
+	// namespaceSelector rules.
+	Policy          PolicySource
+	NamespaceLabels NamespaceLabels
 
 	// EnvStyle, when set, decides the env style per admission (--env-style=auto: the nodes'
 	// kubelets); nil: Settings.EnvStyle.
@@ -155,6 +162,9 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	}
 	ann := pod.Annotations()
 	if patch.AlreadyInjected(pod) {
+		if d, err := m.checkInjected(pod, ns); err != nil {
+			return Result{Outcome: Denied, Reason: ReasonPolicy, Err: err, Policy: d}
+		}
 		return Result{Outcome: Skipped, Reason: ReasonAlreadyInjected}
 	}
 	if agentconfig.OptedOut(ann) {
@@ -180,6 +190,10 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if req == nil {
 		return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
 	}
+	req, decision, err := m.applyPolicy(pod, ns, req)
+	if err != nil {
+		return Result{Outcome: Denied, Reason: ReasonPolicy, Err: err, Policy: decision}
+	}
 	ops, err := m.builder().Build(pod, req)
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
@@ -187,7 +201,7 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if err := checkInjectedSize(pod, ops); err != nil {
 		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: err}
 	}
-	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req)}
+	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req), Policy: decision}
 }
 
 // builder is the patch builder for the env style in force: one per style, each memoising what

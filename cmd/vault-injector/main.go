@@ -38,6 +38,8 @@ Usage:
   vault-injector inject -f FILE|- [-n NAMESPACE] [flags]
                                         inject offline: YAML in, injected YAML out
   vault-injector migrate -f FILE|-      rewrite vault.hashicorp.com/ annotations to vault-injector.io/
+  vault-injector policy check -f POLICY [FILE...]
+                                        validate an admission policy and explain its decisions
   vault-injector agent [flags]          run inside injected pods (auth, render, renew)
   vault-injector exec -- cmd [args]     run inside app containers: cmd with the env file's variables
   vault-injector version
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runInject(args[1:], stdin, stdout, stderr)
 	case "migrate":
 		err = runMigrate(args[1:], stdin, stdout, stderr)
+	case "policy":
+		err = runPolicy(args[1:], stdin, stdout, stderr)
 	case "agent":
 		return agent.Main(ctx, args[1:], stdout, stderr)
 	case "exec":
@@ -97,6 +101,8 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	mf.register(fs)
 	var cf certFlags
 	cf.register(fs)
+	var pf policyFlags
+	pf.register(fs)
 	listen := fs.String("listen", ":8443", "address to serve HTTPS on")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGTERM")
@@ -127,6 +133,9 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := pf.start(ctx, m, cf.kubeconfig, reg, log); err != nil {
+		return err
+	}
 	srv := &webhook.Server{
 		Addr:           *listen,
 		Handler:        &webhook.Handler{Mutator: m, Log: log, Metrics: webhook.NewMetrics(reg), Limits: limits},
@@ -183,6 +192,8 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var mf mutatorFlags
 	mf.register(fs)
+	var op offlinePolicy
+	op.register(fs, "admission policy file to apply, as the webhook would with --policy-configmap (empty: none)")
 	file := fs.String("f", "-", "YAML file to inject, - for stdin")
 	ns := fs.String("n", "", "namespace the objects would be created in (default: their own, else \"default\")")
 	if err := cliflags.Parse(fs, args); err != nil {
@@ -196,6 +207,9 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	offlineEnvStyle(m, mf.envStyleAuto())
+	if _, err := op.apply(m); err != nil {
+		return err
+	}
 	in, done, err := openInput(*file, stdin)
 	if err != nil {
 		return err

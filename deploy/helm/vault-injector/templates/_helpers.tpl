@@ -216,6 +216,12 @@ configuration.
 - {{ printf "--cert-ip-addresses=%s" (join "," .) | quote }}
 {{- end }}
 {{- end }}
+{{- if .Values.policy.enabled }}
+- {{ printf "--policy-configmap=%s/%s-policy" .Release.Namespace (include "vault-injector.fullname" .) | quote }}
+{{- if .Values.policy.namespaceLabels }}
+- "--policy-namespace-labels"
+{{- end }}
+{{- end }}
 {{- range $w.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -92,6 +92,12 @@ func (p *Policy) Evaluate(req Request) *Decision {
 		s := &req.Config.Secrets[i]
 		uses[s.Identity] = append(uses[s.Identity], secretPaths(s)...)
 	}
+	if env := req.Config.Env; env != nil {
+		for i := range env.Vars {
+			v := &env.Vars[i]
+			uses[v.Identity] = append(uses[v.Identity], envPaths(v)...)
+		}
+	}
 	for _, id := range req.Config.Identities {
 		idd := IdentityDecision{Identity: id.Name}
 		for _, i := range matched {
@@ -156,12 +162,12 @@ func (r *Rule) refuse(id *agentconfig.Identity, cfg *agentconfig.Config, uses []
 	pr := r.Allow.pathRule(r.Name, id.Name)
 	for _, u := range uses {
 		if err := agentconfig.CheckPathSegments(u.Path); err != nil {
-			reasons = append(reasons, fmt.Sprintf("secret %s: path %s: %v", u.Secret, u.Path, err))
+			reasons = append(reasons, fmt.Sprintf("%s: path %s: %v", u.Output, u.Path, err))
 			continue
 		}
 		globs := pr.Globs(u.Op)
 		if !glob.MatchAny(globs, u.Path) {
-			reasons = append(reasons, fmt.Sprintf("secret %s: %s of %s not in rule %s (allows %s)", u.Secret, u.Op, u.Path, r.Name, list(globs)))
+			reasons = append(reasons, fmt.Sprintf("%s: %s of %s not in rule %s (allows %s)", u.Output, u.Op, u.Path, r.Name, list(globs)))
 		}
 	}
 	return reasons

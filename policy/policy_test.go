@@ -44,6 +44,17 @@ func tmpl(s string) cfgOpt {
 }
 func secretPath(p string) cfgOpt { return func(c *agentconfig.Config) { c.Secrets[0].Path = p } }
 
+// envVar adds an env variable read through the default identity.
+func envVar(v agentconfig.EnvVar) cfgOpt {
+	return func(c *agentconfig.Config) {
+		v.Identity = agentconfig.DefaultIdentity
+		if c.Env == nil {
+			c.Env = &agentconfig.Env{File: agentconfig.EnvFile}
+		}
+		c.Env.Vars = append(c.Env.Vars, v)
+	}
+}
+
 func TestEvaluate(t *testing.T) {
 	p := examplePolicy(t)
 	for _, tc := range []struct {
@@ -73,6 +84,11 @@ func TestEvaluate(t *testing.T) {
 			wantErr: `secret db: path secret/shop/../payments/db: the path has an empty, "." or ".." segment`},
 		{name: "overlong path", ns: "shop", sa: "web", cfg: podConfig(secretPath("secret/shop/" + strings.Repeat("a", 1100))),
 			wantErr: "characters long: expected at most 1024"},
+		{name: "env variable allowed", ns: "shop", sa: "web", cfg: podConfig(envVar(agentconfig.EnvVar{Name: "PW", Path: "secret/shop/db", Key: "pw"})), wantRule: "shop-apps"},
+		{name: "env variable path", ns: "shop", sa: "web", cfg: podConfig(envVar(agentconfig.EnvVar{Name: "PW", Path: "secret/payments/db", Key: "pw"})),
+			wantErr: "env PW: read of secret/payments/db not in rule shop-apps (allows secret/shop/**, secret/data/shop/**)"},
+		{name: "env variable template", ns: "shop", sa: "web", cfg: podConfig(envVar(agentconfig.EnvVar{Name: "PW", Template: `{{ with secret "secret/payments/db" }}{{ .Data.pw }}{{ end }}`})),
+			wantErr: "env PW: read of secret/payments/db not in rule shop-apps"},
 		{name: "template write", ns: "shop", sa: "web", cfg: podConfig(tmpl(`{{ with secret "transit/encrypt/shop" "plaintext=YQ==" }}{{ end }}`)),
 			wantErr: "secret db: write of transit/encrypt/shop not in rule shop-apps (allows none)"},
 		{name: "template pki issue allowed", ns: "shop", sa: "web", cfg: podConfig(tmpl(`{{ with secret "pki/issue/shop" "common_name=a.shop" }}{{ .Data.certificate }}{{ end }}`)), wantRule: "shop-apps"},

@@ -15,10 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/vault-injector/vault-injector/policy"
@@ -73,15 +71,17 @@ func (l *Loader) Policy() (*policy.Policy, bool) {
 	return p, p != nil
 }
 
-// Start watches the ConfigMap until ctx ends. It waits up to wait for the first list, so a
-// webhook that starts with a valid policy in place serves with it from its first request.
-func (l *Loader) Start(ctx context.Context, client kubernetes.Interface, wait time.Duration) {
-	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(l.opts.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			// One object by name: the RBAC Role can then name it in resourceNames.
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", l.opts.Name).String()
-		}))
-	inf := f.Core().V1().ConfigMaps().Informer()
+// ConfigMapListWatch lists and watches the one ConfigMap of opts through the core/v1 REST
+// client (by name: the RBAC Role can then name it in resourceNames).
+func ConfigMapListWatch(core rest.Interface, opts Options) cache.ListerWatcher {
+	return cache.NewListWatchFromClient(core, "configmaps", opts.Namespace, fields.OneTermEqualSelector("metadata.name", opts.Name))
+}
+
+// Start watches the ConfigMap (ConfigMapListWatch) until ctx ends. It waits up to wait for the
+// first list, so a webhook that starts with a valid policy in place serves with it from its
+// first request.
+func (l *Loader) Start(ctx context.Context, lw cache.ListerWatcher, wait time.Duration) {
+	inf := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { l.observe(o) },
 		UpdateFunc: func(_, o any) { l.observe(o) },
@@ -89,7 +89,7 @@ func (l *Loader) Start(ctx context.Context, client kubernetes.Interface, wait ti
 			l.log.Warn("policy ConfigMap deleted: the last good policy stays in force", "configmap", l.opts.Namespace+"/"+l.opts.Name)
 		},
 	})
-	f.Start(ctx.Done())
+	go inf.Run(ctx.Done())
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if !cache.WaitForCacheSync(wctx.Done(), inf.HasSynced) {

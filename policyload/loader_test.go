@@ -67,7 +67,7 @@ func TestLoaderFollowsConfigMap(t *testing.T) {
 	var logs syncBuffer
 	reg := prometheus.NewRegistry()
 	l := New(Options{Namespace: "vi", Name: "policy", Key: "policy.yaml"}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
-	l.Start(ctx, client, time.Second)
+	l.Start(ctx, configMapsLW(client, "vi"), time.Second)
 	if _, ok := l.Policy(); ok {
 		t.Fatal("a policy is in force before any ConfigMap exists")
 	}

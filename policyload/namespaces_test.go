@@ -16,7 +16,7 @@ func TestWatchNamespaces(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "a"}}})
-	labels := WatchNamespaces(ctx, client, 5*time.Second)
+	labels := WatchNamespaces(ctx, namespacesLW(client), 5*time.Second)
 	if got := labels("shop")["team"]; got != "a" {
 		t.Fatalf("team label of shop = %q, want a", got)
 	}

@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
+	"github.com/vault-injector/vault-injector/internal/kubeclient"
 	"github.com/vault-injector/vault-injector/policy"
 	"github.com/vault-injector/vault-injector/policyload"
 	"github.com/vault-injector/vault-injector/webhook"
@@ -55,15 +54,20 @@ func (p *policyFlags) start(ctx context.Context, m *webhook.Mutator, kubeconfig 
 	if err != nil {
 		return err
 	}
-	client, err := newPolicyClient(kubeconfig)
+	cfg, err := restConfig(kubeconfig, "--policy-configmap")
 	if err != nil {
 		return err
 	}
-	l := policyload.New(policyload.Options{Namespace: ns, Name: name, Key: p.key, NamespaceLabels: p.namespaceLabels}, log, reg)
-	l.Start(ctx, client, policyWait)
+	core, err := kubeclient.For(cfg, corev1.SchemeGroupVersion)
+	if err != nil {
+		return err
+	}
+	opts := policyload.Options{Namespace: ns, Name: name, Key: p.key, NamespaceLabels: p.namespaceLabels}
+	l := policyload.New(opts, log, reg)
+	l.Start(ctx, policyload.ConfigMapListWatch(core, opts), policyWait)
 	m.Policy = l
 	if p.namespaceLabels {
-		m.NamespaceLabels = policyload.WatchNamespaces(ctx, client, policyWait)
+		m.NamespaceLabels = policyload.WatchNamespaces(ctx, policyload.NamespacesListWatch(core), policyWait)
 	}
 	log.Info("admission policy from ConfigMap", "configmap", ns+"/"+name, "key", p.key, "namespace_labels", p.namespaceLabels)
 	return nil
@@ -87,23 +91,6 @@ func (p *policyFlags) location() (ns, name string, err error) {
 		return "", "", fmt.Errorf("--policy-configmap=%q: expected <namespace>/<name> or <name>", p.configMap)
 	}
 	return ns, name, nil
-}
-
-// newPolicyClient is the policy loader's API client: the kubeconfig file when given, else the
-// in-cluster config.
-func newPolicyClient(kubeconfig string) (kubernetes.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--policy-configmap needs the Kubernetes API: %w; set --kubeconfig outside a pod", err)
-	}
-	cfg.UserAgent = "vault-injector/" + version
-	return kubernetes.NewForConfig(cfg)
 }
 
 // offlinePolicy is the policy of `inject --policy` and `policy check`: a file, and the labels

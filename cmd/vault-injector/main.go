@@ -38,6 +38,9 @@ Usage:
                                         inject offline: YAML in, injected YAML out
   vault-injector migrate -f FILE|-      rewrite vault.hashicorp.com/ annotations to vault-injector.io/
   vault-injector agent [flags]          run inside injected pods (auth, render, renew)
+  vault-injector doctor [KIND/]NAME | -f FILE | --all [-n NAMESPACE] [flags]
+                                        why a workload is or isn't injected, and whether its
+                                        identities can log in and read their paths
   vault-injector version
 
 Run "vault-injector <command> --help" for a command's flags.
@@ -65,6 +68,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runMigrate(args[1:], stdin, stdout, stderr)
 	case "agent":
 		return agent.Main(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdin, stdout, stderr)
+		if code, ok := doctorExitCode(err); ok {
+			return code
+		}
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0

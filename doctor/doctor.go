@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,10 @@ type Options struct {
 	// AuthPath is the auth mount used when the pod is not injected and names none.
 	AuthPath string
 }
+
+// defaultRefresh is the webhook's --refresh-interval default; the config derived here is only
+// read for its identities and paths, never for timing.
+const defaultRefresh = 5 * time.Minute
 
 // podCreator creates pods; the dry-run check needs nothing else.
 type podCreator interface {
@@ -124,7 +129,7 @@ func agentConfigFor(opts Options, s subject, dr *dryRun) (*agentconfig.Config, *
 	if authPath == "" {
 		authPath = "auth/kubernetes"
 	}
-	req, err := agentconfig.FromAnnotations(ann, agentconfig.Defaults{Address: opts.Vault.Addr, AuthPath: authPath, SecretsPath: agentconfig.SecretsDir})
+	req, err := agentconfig.FromAnnotations(ann, agentconfig.Defaults{Address: opts.Vault.Addr, AuthPath: authPath, SecretsPath: agentconfig.SecretsDir, RefreshInterval: defaultRefresh})
 	if err != nil {
 		f := fail(check, s.Name, "fix the annotation it names", "%v", err)
 		return nil, nil, &f

@@ -196,6 +196,12 @@ func fromFile(in io.Reader, ns string) ([]subject, error) {
 			continue
 		}
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		if runtime.IsMissingKind(err) || runtime.IsMissingVersion(err) {
+			return nil, fmt.Errorf("document %d: expected a Kubernetes object with apiVersion and kind", i)
+		}
+		if runtime.IsNotRegisteredError(err) {
+			continue // a kind client-go does not know (a CRD): nothing to inject
+		}
 		if err != nil {
 			return nil, fmt.Errorf("document %d: %w", i, err)
 		}

@@ -42,6 +42,8 @@ func templateUses(name, text string) (uses []vaultUse, dynamic int, err error) {
 			walkBranch(&n.BranchNode, walk)
 		case *parse.TemplateNode:
 			walk(n.Pipe)
+		case *parse.ChainNode:
+			walk(n.Node)
 		case *parse.PipeNode:
 			if n == nil {
 				return
@@ -50,6 +52,9 @@ func templateUses(name, text string) (uses []vaultUse, dynamic int, err error) {
 				walk(c)
 			}
 		case *parse.CommandNode:
+			if len(n.Args) == 0 {
+				return
+			}
 			if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "secret" {
 				if len(n.Args) > 1 {
 					if s, ok := n.Args[1].(*parse.StringNode); ok {

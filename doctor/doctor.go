@@ -35,6 +35,10 @@ type Options struct {
 // read for its identities and paths, never for timing.
 const defaultRefresh = 5 * time.Minute
 
+// webhookDefaultAddress is the webhook's --vault-address default, the identity's address when
+// the pod names none and doctor was given none; doctor itself connects to --vault-addr.
+const webhookDefaultAddress = "https://vault.vault.svc:8200"
+
 // podCreator creates pods; the dry-run check needs nothing else.
 type podCreator interface {
 	Create(ctx context.Context, pod *corev1.Pod, opts metav1.CreateOptions) (*corev1.Pod, error)
@@ -129,7 +133,11 @@ func agentConfigFor(opts Options, s subject, dr *dryRun) (*agentconfig.Config, *
 	if authPath == "" {
 		authPath = "auth/kubernetes"
 	}
-	req, err := agentconfig.FromAnnotations(ann, agentconfig.Defaults{Address: opts.Vault.Addr, AuthPath: authPath, SecretsPath: agentconfig.SecretsDir, RefreshInterval: defaultRefresh})
+	addr := opts.Vault.Addr
+	if addr == "" {
+		addr = webhookDefaultAddress
+	}
+	req, err := agentconfig.FromAnnotations(ann, agentconfig.Defaults{Address: addr, AuthPath: authPath, SecretsPath: agentconfig.SecretsDir, RefreshInterval: defaultRefresh})
 	if err != nil {
 		f := fail(check, s.Name, "fix the annotation it names", "%v", err)
 		return nil, nil, &f

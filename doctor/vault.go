@@ -314,9 +314,16 @@ func checkCapabilities(ctx context.Context, vc *api.Client, role string, uses []
 			continue
 		}
 		out = append(out, fail(check, subject, fmt.Sprintf(`add path %q { capabilities = [%q] } to a policy of role %q`, p, u.Capability, role),
-			"%s: the policies of role %q do not allow %s (capabilities: %s)", p, role, u.Capability, strings.Join(caps, ", ")))
+			"%s: the policies of role %q do not allow %s (capabilities: %s)", p, role, u.Capability, capList(caps)))
 	}
 	return out
+}
+
+func capList(caps []string) string {
+	if len(caps) == 0 {
+		return "none"
+	}
+	return strings.Join(caps, ", ")
 }
 
 // checkRevoke revokes the token doctor logged in with, so no check leaves a token behind.

@@ -132,24 +132,34 @@ type tlsDialer struct {
 	addrs []string
 }
 
-func (d *tlsDialer) serve() net.Conn {
-	client, server := net.Pipe()
+// serve accepts one connection on a loopback port and answers with TLS: a real socket, so
+// the handshake's failure alerts flow as they do over a port-forward.
+func (d *tlsDialer) serve() (net.Conn, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	go func() {
-		s := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{d.cert}, MinVersion: tls.VersionTLS12})
+		defer l.Close()
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{d.cert}, MinVersion: tls.VersionTLS12})
 		_ = s.Handshake()
 		s.Close()
 	}()
-	return client
+	return net.Dial("tcp", l.Addr().String())
 }
 
 func (d *tlsDialer) DialPod(_ context.Context, p *corev1.Pod, port int32) (net.Conn, error) {
 	d.pods = append(d.pods, fmt.Sprintf("%s:%d", p.Name, port))
-	return d.serve(), nil
+	return d.serve()
 }
 
 func (d *tlsDialer) DialAddr(_ context.Context, addr string) (net.Conn, error) {
 	d.addrs = append(d.addrs, addr)
-	return d.serve(), nil
+	return d.serve()
 }
 
 func TestCheckServingCerts(t *testing.T) {

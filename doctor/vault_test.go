@@ -90,11 +90,19 @@ func TestExplainLoginFailure(t *testing.T) {
 			"no auth method is mounted at auth/kubernetes", "vault auth enable"},
 		{"CA mismatch", &api.ResponseError{StatusCode: 500, Errors: []string{"x509: certificate signed by unknown authority"}}, base,
 			"CA mismatch", "kubernetes_ca_cert"},
-		{"bare 403, role read: unbound", forbidden, with(func(in *loginInput) { in.Role = &roleInfo{Names: []string{"app"}, Namespaces: []string{"ns"}, Audience: "vault"} }),
+		{"bare 403, role read: unbound", forbidden, with(func(in *loginInput) {
+			in.Role = &roleInfo{Names: []string{"app"}, Namespaces: []string{"ns"}, Audience: "vault"}
+		}),
 			`role "reader" is not bound to service account ns/intruder (bound_service_account_names: app)`, "add intruder"},
-		{"bare 403, role read: namespace", forbidden, with(func(in *loginInput) { in.SA = "app"; in.Role = &roleInfo{Names: []string{"app"}, Namespaces: []string{"other"}} }),
+		{"bare 403, role read: namespace", forbidden, with(func(in *loginInput) {
+			in.SA = "app"
+			in.Role = &roleInfo{Names: []string{"app"}, Namespaces: []string{"other"}}
+		}),
 			"not bound to namespace ns (bound_service_account_namespaces: other)", "add ns"},
-		{"bare 403, role read: audience", forbidden, with(func(in *loginInput) { in.SA = "app"; in.Role = &roleInfo{Names: []string{"app"}, Namespaces: []string{"ns"}, Audience: "https://vault.example"} }),
+		{"bare 403, role read: audience", forbidden, with(func(in *loginInput) {
+			in.SA = "app"
+			in.Role = &roleInfo{Names: []string{"app"}, Namespaces: []string{"ns"}, Audience: "https://vault.example"}
+		}),
 			`audience mismatch: role "reader" requires audience "https://vault.example", the pod's token carries "vault"`, "--token-audience"},
 		{"bare 403, our review rejects the token", forbidden, with(func(in *loginInput) { in.Review = &reviewResult{Error: "token audiences [\"vault\"] is invalid"} }),
 			"the API server rejects the token", "audience"},

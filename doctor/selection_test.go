@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/yaml"
 )
 
 // chartHook is our webhook as the chart renders it.
@@ -166,3 +168,23 @@ func TestCheckDryRun(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// The expression the kustomize base ships (the chart renders the same one; the e2e suite
+// checks the two agree) is one doctor evaluates.
+func TestShippedExpressionIsRecognised(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/kustomize/base/mutatingwebhookconfiguration.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m admissionregistrationv1.MutatingWebhookConfiguration
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Webhooks) != 1 || m.Webhooks[0].Name != WebhookName || len(m.Webhooks[0].MatchConditions) != 1 {
+		t.Fatalf("unexpected base: %+v", m.Webhooks)
+	}
+	prefixes, ok := shippedPrefixes(m.Webhooks[0].MatchConditions[0].Expression)
+	if !ok || len(prefixes) != 1 || prefixes[0] != "vault-injector.io/" {
+		t.Errorf("shippedPrefixes(%q) = %v, %v", m.Webhooks[0].MatchConditions[0].Expression, prefixes, ok)
+	}
+}

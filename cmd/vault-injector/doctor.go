@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/vault-injector/vault-injector/doctor"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
@@ -96,6 +97,10 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			t.Namespace = "default"
 		}
 	}
+	// client-go reports a port-forward's closed streams through klog; doctor's checklist is
+	// the only output.
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

@@ -30,12 +30,19 @@ import (
 // gets), and returns its output and exit code.
 func doctorRun(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return doctorRunEnv(t, nil, args...)
+}
+
+// doctorRunEnv is doctorRun with extra environment variables (VAULT_TOKEN: an operator token,
+// kept off the command line).
+func doctorRunEnv(t *testing.T, extraEnv []string, args ...string) (string, int) {
+	t.Helper()
 	args = append([]string{"doctor", "--kubeconfig=" + env.c.AdminKubeconfig(), "--vault-addr=" + env.vault.Addr}, args...)
 	if env.vault.CACert != "" {
 		args = append(args, "--vault-ca="+env.vault.CACert)
 	}
 	cmd := exec.Command(env.binary, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, extraEnv...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -345,4 +352,50 @@ func TestDoctorWebhookPodsThroughPortForward(t *testing.T) {
 		t.Errorf("scaled to zero: exit code %d, want 1", code)
 	}
 	lineWith(t, out, "✖", "no pod behind Service "+ns+"/"+svcName, "every selected pod is refused", "fix:", "scale")
+}
+
+// A role that wants another audience, and a template reading a path the role's policy does
+// not grant: each gives its own ✖. Without an operator token the audience failure is Vault's
+// answer explained; with one (VAULT_TOKEN) doctor reads the role and names the mismatch.
+func TestDoctorAudienceAndMissingPolicy(t *testing.T) {
+	ns := namespace(t, "doctor-aud", true, nil)
+	role, path := vaultApp(t, ns, "app", "x")
+	v, err := env.vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherAud := ns + "-other-audience"
+	if _, err := v.Logical().Write("auth/kubernetes/role/"+otherAud, map[string]any{
+		"bound_service_account_names": "app", "bound_service_account_namespaces": ns,
+		"audience": "not-vault", "policies": role, "ttl": "1h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	file := func(role string, ann map[string]string) string {
+		ann["vault-injector.io/role"] = role
+		p := simplePod("app", ann)
+		p.Namespace, p.Spec.ServiceAccountName = ns, "app"
+		p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		return writeYAML(t, p)
+	}
+
+	audFile := file(otherAud, map[string]string{"vault-injector.io/secret-app": path})
+	out, code := doctorRun(t, "-f", audFile)
+	if code != 1 {
+		t.Errorf("audience: exit code %d, want 1", code)
+	}
+	lineWith(t, out, "✖", "login to auth/kubernetes", otherAud, "audience", "fix:")
+	out, _ = doctorRunEnv(t, []string{"VAULT_TOKEN=" + env.vault.RootToken}, "-f", audFile)
+	lineWith(t, out, "✖", "audience mismatch", otherAud, "fix:")
+
+	missing := "secret/" + ns + "/not-granted"
+	out, code = doctorRun(t, "-f", file(role, map[string]string{
+		"vault-injector.io/template-both": fmt.Sprintf(`{{ with secret %q }}{{ .Data.var }}{{ end }}{{ with secret %q }}{{ .Data.var }}{{ end }}`, path, missing),
+	}))
+	if code != 1 {
+		t.Errorf("missing policy: exit code %d, want 1", code)
+	}
+	lineWith(t, out, "✔", path+": read allowed")
+	lineWith(t, out, "✖", missing+": the policies of role \""+role+"\" do not allow read", "fix:", `path "`+missing+`" { capabilities = ["read"] }`)
+	lineWith(t, out, "✔", "revoked")
 }

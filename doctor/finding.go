@@ -85,7 +85,7 @@ func (r *Report) finish() {
 }
 
 // ExitCode is 0 when every check passed, 1 when one failed, 3 when none failed but some could
-// not be decided (2 is left to usage errors).
+// not be decided (2 is what the binary exits with for an unknown command).
 func (r *Report) ExitCode() int {
 	switch {
 	case r.Failed > 0:

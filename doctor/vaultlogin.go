@@ -195,7 +195,11 @@ var loginErrors = []struct {
 			fmt.Sprintf("add %s to bound_service_account_namespaces of role %q", in.Namespace, in.ID.Role)
 	}},
 	{"audience", func(in loginInput, said string) (string, string) {
+		if in.Role != nil && in.Role.Audience != "" {
+			return fmt.Sprintf("audience mismatch: role %q requires audience %q, the pod's token carries %q (Vault said: %s)", in.ID.Role, in.Role.Audience, in.Audience, said),
+				fmt.Sprintf("set audience=%s on the role, or the webhook's --token-audience (chart webhook.tokenAudience) to %s", in.Audience, in.Role.Audience)
+		}
 		return fmt.Sprintf("audience mismatch: role %q rejects the token's audience %q (Vault said: %s)", in.ID.Role, in.Audience, said),
-			"make the role's audience and the webhook's --token-audience (chart webhook.tokenAudience) agree"
+			"make the role's audience (vault read " + strings.Trim(in.ID.AuthPath, "/") + "/role/" + in.ID.Role + ") and the webhook's --token-audience (chart webhook.tokenAudience) agree"
 	}},
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -99,8 +100,7 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	// client-go reports a port-forward's closed streams through klog; doctor's checklist is
 	// the only output.
-	klog.SetOutput(io.Discard)
-	klog.LogToStderr(false)
+	klog.SetLogger(logr.Discard())
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

@@ -268,7 +268,7 @@ func TestDoctorAudienceAndMissingPolicy(t *testing.T) {
 	}
 	lineWith(t, out, "✖", "login to auth/kubernetes", otherAud, "audience", "fix:")
 	out, _ = doctorRunEnv(t, []string{"VAULT_TOKEN=" + env.vault.RootToken}, "-f", audFile)
-	lineWith(t, out, "✖", "audience mismatch", otherAud, "fix:")
+	lineWith(t, out, "✖", "audience mismatch", otherAud, `requires audience "not-vault", the pod's token carries "vault"`, "fix:")
 
 	missing := "secret/" + ns + "/not-granted"
 	out, code = doctorRun(t, "-f", file(role, map[string]string{

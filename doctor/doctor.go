@@ -8,8 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
@@ -17,7 +15,7 @@ import (
 
 // Options are where doctor looks.
 type Options struct {
-	Client kubernetes.Interface
+	Client Kube
 	// Dialer reaches the webhook's pods (PortForwardDialer from a laptop).
 	Dialer Dialer
 	// WebhookConfig names the MutatingWebhookConfiguration; empty: the one holding WebhookName.
@@ -38,11 +36,6 @@ const defaultRefresh = 5 * time.Minute
 // webhookDefaultAddress is the webhook's --vault-address default, the identity's address when
 // the pod names none and doctor was given none; doctor itself connects to --vault-addr.
 const webhookDefaultAddress = "https://vault.vault.svc:8200"
-
-// podCreator creates pods; the dry-run check needs nothing else.
-type podCreator interface {
-	Create(ctx context.Context, pod *corev1.Pod, opts metav1.CreateOptions) (*corev1.Pod, error)
-}
 
 // Run checks the target and returns the checklist. An error means the target could not be
 // read at all (a typo in its name, no access): nothing was checked.
@@ -66,7 +59,7 @@ func Run(ctx context.Context, opts Options, t Target) (*Report, error) {
 	for _, s := range subjects {
 		if ref != nil && !seenNS[s.Namespace] {
 			seenNS[s.Namespace] = true
-			ns, err := opts.Client.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+			ns, err := get[corev1.Namespace](ctx, opts.Client, resNamespaces, "", s.Namespace)
 			if err != nil {
 				r.add(fail("namespace-selector", "namespace "+s.Namespace, "create the namespace or fix -n", "namespace %s: %v", s.Namespace, err))
 			} else {
@@ -86,7 +79,7 @@ func checkSubject(ctx context.Context, opts Options, ref *webhookRef, s subject)
 		out = append(out, checkObjectSelector(s.Name, s.Pod, ref.Hook), checkMatchConditions(s.Name, s.Pod, ref.Hook))
 	}
 	out = append(out, checkOptOut(s.Name, s.Pod))
-	dr, f := checkDryRun(ctx, opts.Client.CoreV1().Pods(s.Namespace), s.Name, s.Pod)
+	dr, f := checkDryRun(ctx, opts.Client, s.Name, s.Pod)
 	out = append(out, f)
 	if s.Running != nil {
 		out = append(out, checkDrift(s.Name, s.Workload, s.Running))
@@ -191,7 +184,7 @@ func tokenAudience(opts Options, s subject, dr *dryRun) string {
 
 // identityUses gathers the Vault paths an identity's outputs read: default templates' paths,
 // inline templates, and the templates of the templates ConfigMap (read through the API).
-func identityUses(ctx context.Context, c kubernetes.Interface, ns string, cfg *agentconfig.Config, req *agentconfig.Request, identity, subject string) ([]vaultUse, []Finding) {
+func identityUses(ctx context.Context, c Kube, ns string, cfg *agentconfig.Config, req *agentconfig.Request, identity, subject string) ([]vaultUse, []Finding) {
 	const check = "templates"
 	var uses []vaultUse
 	var out []Finding
@@ -214,7 +207,7 @@ func identityUses(ctx context.Context, c kubernetes.Interface, ns string, cfg *a
 		}
 	}
 	if cfg.TemplatesDir != "" && cfg.TemplatesIdentity == identity && req != nil && req.TemplatesConfigMap != "" {
-		cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, req.TemplatesConfigMap, metav1.GetOptions{})
+		cm, err := get[corev1.ConfigMap](ctx, c, resConfigMaps, ns, req.TemplatesConfigMap)
 		if err != nil {
 			out = append(out, fail(check, subject, fmt.Sprintf("create ConfigMap %s/%s with the templates as keys ending in .ctmpl", ns, req.TemplatesConfigMap),
 				"templates ConfigMap %s/%s: %v", ns, req.TemplatesConfigMap, err))

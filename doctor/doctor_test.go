@@ -31,7 +31,7 @@ func TestIdentityUsesReadsTemplatesConfigMap(t *testing.T) {
 		"app.ctmpl":  `{{ with secret "kv/from-configmap" }}{{ end }}{{ with secret (env "P") }}{{ end }}`,
 		"README.txt": `{{ with secret "kv/not-a-template" }}{{ end }}`,
 	}}
-	uses, fs := identityUses(context.Background(), fake.NewClientset(cm), "ns", req.Agent, req, agentconfig.DefaultIdentity, "s")
+	uses, fs := identityUses(context.Background(), kubeOf(cm), "ns", req.Agent, req, agentconfig.DefaultIdentity, "s")
 	want := []vaultUse{{"kv/from-configmap", "read"}, {"kv/inline", "read"}, {"secret/plain", "read"}}
 	if !reflect.DeepEqual(uses, want) {
 		t.Errorf("uses %v, want %v", uses, want)
@@ -39,7 +39,7 @@ func TestIdentityUsesReadsTemplatesConfigMap(t *testing.T) {
 	if len(fs) != 1 || fs[0].Status != Warn || !strings.Contains(fs[0].Message, "1 secret call(s) compute their path") {
 		t.Errorf("findings %+v", fs)
 	}
-	_, fs = identityUses(context.Background(), fake.NewClientset(), "ns", req.Agent, req, agentconfig.DefaultIdentity, "s")
+	_, fs = identityUses(context.Background(), kubeOf(), "ns", req.Agent, req, agentconfig.DefaultIdentity, "s")
 	if len(fs) != 1 || fs[0].Status != Fail || !strings.Contains(fs[0].Message, "templates ConfigMap ns/tmpl") {
 		t.Errorf("missing ConfigMap: %+v", fs)
 	}
@@ -99,7 +99,7 @@ func TestRunUnlabelledNamespaceWithoutVault(t *testing.T) {
 	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		return true, a.(k8stesting.CreateActionImpl).Object, nil // not injected: the namespace is not selected
 	})
-	r, err := Run(context.Background(), Options{Client: c, Dialer: &tlsDialer{cert: cert}}, Target{Namespace: "app", Kind: "pod", Name: "app"})
+	r, err := Run(context.Background(), Options{Client: fakeKube{c}, Dialer: &tlsDialer{cert: cert}}, Target{Namespace: "app", Kind: "pod", Name: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}

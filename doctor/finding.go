@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 )
 
 // Status is a check's verdict.
@@ -130,6 +131,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // tokenLike matches what could be a credential quoted back in an error or a log line: Vault
 // service/batch tokens and JWTs. Messages from Vault and agent logs should carry none, but a
 // doctor must never be the one that prints one.
-var tokenLike = regexp.MustCompile(`\b(hv[sbr]\.[A-Za-z0-9_-]{8,}|s\.[A-Za-z0-9]{20,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)`)
+var tokenLike = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\b(hv[sbr]\.[A-Za-z0-9_-]{8,}|s\.[A-Za-z0-9]{20,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)`)
+})
 
-func redact(s string) string { return tokenLike.ReplaceAllString(s, "[redacted]") }
+func redact(s string) string { return tokenLike().ReplaceAllString(s, "[redacted]") }

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
@@ -73,15 +72,11 @@ func (d PortForwardDialer) DialAddr(ctx context.Context, addr string) (net.Conn,
 
 // portForwardURL is the pod's portforward subresource on the API server.
 func portForwardURL(cfg *rest.Config, pod *corev1.Pod) (*neturl.URL, error) {
-	c := *cfg
-	c.GroupVersion = &corev1.SchemeGroupVersion
-	c.APIPath = "/api"
-	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientFor(&c)
+	rc, err := restClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return rc.Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL(), nil
+	return rc.Post().AbsPath(apiPath(resPods, pod.Namespace, pod.Name), "portforward").URL(), nil
 }
 
 type forwardedConn struct {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
@@ -78,7 +77,7 @@ var ourContainers = []string{patch.InitContainer, patch.AgentContainer}
 // checkAgentErrors quotes the last error of our containers in each running pod: the
 // termination message (the agent writes its reason there), else the last log lines that
 // mention an error.
-func checkAgentErrors(ctx context.Context, c kubernetes.Interface, subject string, pods []corev1.Pod) []Finding {
+func checkAgentErrors(ctx context.Context, c Kube, subject string, pods []corev1.Pod) []Finding {
 	const check = "agent-error"
 	var out []Finding
 	for i := range pods {
@@ -127,14 +126,14 @@ func isOurs(name string) bool {
 }
 
 // logErrors are the last lines (at most three) of our containers' logs that mention an error.
-func logErrors(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) (msg, container string) {
+func logErrors(ctx context.Context, c Kube, p *corev1.Pod) (msg, container string) {
 	tail := int64(100)
 	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
 		for _, s := range list {
 			if !isOurs(s.Name) {
 				continue
 			}
-			raw, err := c.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: s.Name, TailLines: &tail}).DoRaw(ctx)
+			raw, err := c.Logs(ctx, p.Namespace, p.Name, s.Name, tail)
 			if err != nil {
 				continue
 			}

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 func annotatedPod(name string, injected bool) corev1.Pod {
@@ -60,7 +59,7 @@ func TestCheckAgentErrors(t *testing.T) {
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: "app crashed"}},
 	}}
 	notInjected := annotatedPod("not-injected", false)
-	fs := checkAgentErrors(context.Background(), fake.NewClientset(), "s", []corev1.Pod{failing, appFailing, notInjected})
+	fs := checkAgentErrors(context.Background(), kubeOf(), "s", []corev1.Pod{failing, appFailing, notInjected})
 	if len(fs) != 2 {
 		t.Fatalf("want a finding per injected pod, got %+v", fs)
 	}

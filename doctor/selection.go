@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -67,19 +68,21 @@ func checkObjectSelector(subject string, pod *corev1.Pod, hook *admissionregistr
 // linking a CEL interpreter (cel-go and k8s.io/apiserver are not dependencies of the product):
 // any other expression is reported as undecided.
 var (
-	shippedCondition = regexp.MustCompile(`^has\(object\.metadata\.annotations\)\s*&&\s*object\.metadata\.annotations\.exists\(k,\s*(.*)\)$`)
-	startsWith       = regexp.MustCompile(`^k\.startsWith\('([^'\\]*)'\)$`)
+	shippedCondition = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^has\(object\.metadata\.annotations\)\s*&&\s*object\.metadata\.annotations\.exists\(k,\s*(.*)\)$`)
+	})
+	startsWith = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^k\.startsWith\('([^'\\]*)'\)$`) })
 )
 
 // shippedPrefixes returns the prefixes of an expression of the shipped shape.
 func shippedPrefixes(expr string) ([]string, bool) {
-	m := shippedCondition.FindStringSubmatch(strings.TrimSpace(strings.Join(strings.Fields(expr), " ")))
+	m := shippedCondition().FindStringSubmatch(strings.TrimSpace(strings.Join(strings.Fields(expr), " ")))
 	if m == nil {
 		return nil, false
 	}
 	var prefixes []string
 	for _, term := range strings.Split(m[1], "||") {
-		s := startsWith.FindStringSubmatch(strings.TrimSpace(term))
+		s := startsWith().FindStringSubmatch(strings.TrimSpace(term))
 		if s == nil {
 			return nil, false
 		}
@@ -140,11 +143,11 @@ type dryRun struct {
 
 // checkDryRun creates the pod with dryRun=All: every admission webhook and plugin runs,
 // nothing is stored. The answer is the pod as it would be stored, or the denial.
-func checkDryRun(ctx context.Context, c podCreator, subject string, pod *corev1.Pod) (*dryRun, Finding) {
+func checkDryRun(ctx context.Context, c Kube, subject string, pod *corev1.Pod) (*dryRun, Finding) {
 	const check = "dry-run"
 	probe := admissionCopy(pod)
-	got, err := c.Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-	if err != nil {
+	got := &corev1.Pod{}
+	if err := c.Create(ctx, resPods, probe.Namespace, "", probe, got, true); err != nil {
 		return nil, fail(check, subject, "fix what the message names and create the pod again", "a dry-run create is refused: %q", err.Error())
 	}
 	if _, ok := got.Annotations[agentconfig.AnnotationStatus]; !ok {

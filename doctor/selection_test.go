@@ -154,7 +154,7 @@ func TestCheckDryRun(t *testing.T) {
 				return true, p, err
 			})
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns", Annotations: map[string]string{"vault-injector.io/role": "r"}}}
-			_, f := checkDryRun(context.Background(), c.CoreV1().Pods("ns"), "s", pod)
+			_, f := checkDryRun(context.Background(), fakeKube{c}, "s", pod)
 			if f.Status != tc.want || !strings.Contains(f.Message, tc.wantMsg) {
 				t.Errorf("got %+v", f)
 			}

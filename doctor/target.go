@@ -15,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
@@ -69,7 +67,7 @@ func ParseObject(arg string) (kind, name string, err error) {
 }
 
 // resolve turns the target into subjects.
-func resolve(ctx context.Context, c kubernetes.Interface, t Target) ([]subject, error) {
+func resolve(ctx context.Context, c Kube, t Target) ([]subject, error) {
 	switch {
 	case t.File != nil:
 		return fromFile(t.File, t.Namespace)
@@ -80,44 +78,44 @@ func resolve(ctx context.Context, c kubernetes.Interface, t Target) ([]subject, 
 }
 
 // fromCluster reads one object and the pods it runs.
-func fromCluster(ctx context.Context, c kubernetes.Interface, ns, kind, name string) ([]subject, error) {
+func fromCluster(ctx context.Context, c Kube, ns, kind, name string) ([]subject, error) {
 	s := subject{Name: kind + " " + ns + "/" + name, Namespace: ns}
 	var tmpl *corev1.PodTemplateSpec
 	var sel *metav1.LabelSelector
 	switch kind {
 	case "pod":
-		p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		p, err := get[corev1.Pod](ctx, c, resPods, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read pod %s/%s: %w", ns, name, err)
 		}
 		s.Pod, s.Running, s.Workload = p, []corev1.Pod{*p}, ownerWorkload(ctx, c, p)
 		return []subject{s}, nil
 	case "deployment":
-		o, err := c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		o, err := get[appsv1.Deployment](ctx, c, resDeployments, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read deployment %s/%s: %w", ns, name, err)
 		}
 		tmpl, sel = &o.Spec.Template, o.Spec.Selector
 	case "statefulset":
-		o, err := c.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+		o, err := get[appsv1.StatefulSet](ctx, c, resStatefulSets, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read statefulset %s/%s: %w", ns, name, err)
 		}
 		tmpl, sel = &o.Spec.Template, o.Spec.Selector
 	case "daemonset":
-		o, err := c.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+		o, err := get[appsv1.DaemonSet](ctx, c, resDaemonSets, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read daemonset %s/%s: %w", ns, name, err)
 		}
 		tmpl, sel = &o.Spec.Template, o.Spec.Selector
 	case "job":
-		o, err := c.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+		o, err := get[batchv1.Job](ctx, c, resJobs, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read job %s/%s: %w", ns, name, err)
 		}
 		tmpl, sel = &o.Spec.Template, o.Spec.Selector
 	case "cronjob":
-		o, err := c.BatchV1().CronJobs(ns).Get(ctx, name, metav1.GetOptions{})
+		o, err := get[batchv1.CronJob](ctx, c, resCronJobs, ns, name)
 		if err != nil {
 			return nil, fmt.Errorf("read cronjob %s/%s: %w", ns, name, err)
 		}
@@ -132,7 +130,7 @@ func fromCluster(ctx context.Context, c kubernetes.Interface, ns, kind, name str
 		if err != nil {
 			return nil, fmt.Errorf("%s: selector: %w", s.Name, err)
 		}
-		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: ls.String()})
+		pods, err := list[corev1.PodList](ctx, c, resPods, ns, ls.String())
 		if err != nil {
 			return nil, fmt.Errorf("%s: list its pods: %w", s.Name, err)
 		}
@@ -142,14 +140,14 @@ func fromCluster(ctx context.Context, c kubernetes.Interface, ns, kind, name str
 }
 
 // ownerWorkload names the workload that owns a pod, for the roll command ("" for a bare pod).
-func ownerWorkload(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) string {
+func ownerWorkload(ctx context.Context, c Kube, p *corev1.Pod) string {
 	ref := metav1.GetControllerOf(p)
 	if ref == nil {
 		return ""
 	}
 	switch ref.Kind {
 	case "ReplicaSet":
-		rs, err := c.AppsV1().ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		rs, err := get[appsv1.ReplicaSet](ctx, c, resReplicaSets, p.Namespace, ref.Name)
 		if err != nil {
 			return "replicaset/" + ref.Name
 		}
@@ -164,8 +162,8 @@ func ownerWorkload(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) s
 }
 
 // annotatedPods are the pods of ns that carry an injector annotation, one subject each.
-func annotatedPods(ctx context.Context, c kubernetes.Interface, ns string) ([]subject, error) {
-	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+func annotatedPods(ctx context.Context, c Kube, ns string) ([]subject, error) {
+	pods, err := list[corev1.PodList](ctx, c, resPods, ns, "")
 	if err != nil {
 		return nil, fmt.Errorf("list pods in %s: %w", ns, err)
 	}
@@ -195,7 +193,7 @@ func fromFile(in io.Reader, ns string) ([]subject, error) {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		obj, _, err := codecs().UniversalDeserializer().Decode(doc, nil, nil)
 		if runtime.IsMissingKind(err) || runtime.IsMissingVersion(err) {
 			return nil, fmt.Errorf("document %d: expected a Kubernetes object with apiVersion and kind", i)
 		}

@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestParseObject(t *testing.T) {
@@ -93,7 +92,7 @@ func TestFromClusterDeployment(t *testing.T) {
 	}
 	mine := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns", Labels: labels}}
 	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-1", Namespace: "ns", Labels: map[string]string{"app": "db"}}}
-	subs, err := fromCluster(context.Background(), fake.NewClientset(dep, mine, other), "ns", "deployment", "web")
+	subs, err := fromCluster(context.Background(), kubeOf(dep, mine, other), "ns", "deployment", "web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +100,7 @@ func TestFromClusterDeployment(t *testing.T) {
 	if s.Workload != "deployment/web" || s.Pod.Spec.ServiceAccountName != "web" || len(s.Running) != 1 || s.Running[0].Name != "web-1" {
 		t.Errorf("got %+v", s)
 	}
-	if _, err := fromCluster(context.Background(), fake.NewClientset(), "ns", "deployment", "web"); err == nil || !strings.Contains(err.Error(), "read deployment ns/web") {
+	if _, err := fromCluster(context.Background(), kubeOf(), "ns", "deployment", "web"); err == nil || !strings.Contains(err.Error(), "read deployment ns/web") {
 		t.Errorf("missing deployment: %v", err)
 	}
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 )
@@ -65,15 +63,15 @@ func vaultClient(opts VaultOptions, id agentconfig.Identity) (*api.Client, error
 
 // checkTokenRequest asks the API server for a token of the pod's service account with the
 // audience the injected pod's projected token carries: the token the agent would log in with.
-func checkTokenRequest(ctx context.Context, c kubernetes.Interface, ns, sa, audience, subject string) (string, Finding) {
+func checkTokenRequest(ctx context.Context, c Kube, ns, sa, audience, subject string) (string, Finding) {
 	const check = "token-request"
 	exp := int64(600)
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}
 	if audience != "" {
 		tr.Spec.Audiences = []string{audience}
 	}
-	got, err := c.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
-	if err != nil {
+	got := &authenticationv1.TokenRequest{}
+	if err := c.Create(ctx, resTokenRequest, ns, sa, tr, got, false); err != nil {
 		return "", fail(check, subject, fmt.Sprintf("create the service account (kubectl -n %s create serviceaccount %s), or grant yourself create on serviceaccounts/token", ns, sa),
 			"TokenRequest for service account %s/%s (audience %q): %v", ns, sa, audience, err)
 	}

@@ -30,7 +30,7 @@ func TestCheckTokenRequest(t *testing.T) {
 		got.Status.Token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig"
 		return true, got, nil
 	})
-	jwt, f := checkTokenRequest(context.Background(), c, "ns", "app", "vault", "s")
+	jwt, f := checkTokenRequest(context.Background(), fakeKube{c}, "ns", "app", "vault", "s")
 	if f.Status != Pass || jwt == "" {
 		t.Fatalf("got %+v", f)
 	}
@@ -45,7 +45,7 @@ func TestCheckTokenRequest(t *testing.T) {
 	c.PrependReactor("create", "serviceaccounts", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errString(`serviceaccounts "app" not found`)
 	})
-	if _, f := checkTokenRequest(context.Background(), c, "ns", "app", "vault", "s"); f.Status != Fail || !strings.Contains(f.Fix, "kubectl -n ns create serviceaccount app") {
+	if _, f := checkTokenRequest(context.Background(), fakeKube{c}, "ns", "app", "vault", "s"); f.Status != Fail || !strings.Contains(f.Fix, "kubectl -n ns create serviceaccount app") {
 		t.Errorf("missing service account: %+v", f)
 	}
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 )
@@ -107,13 +105,13 @@ type reviewResult struct {
 
 // reviewToken does the TokenReview Vault would do, with the caller's credentials and the
 // audience the role requires (the token's own audience when unknown).
-func reviewToken(ctx context.Context, c kubernetes.Interface, jwt, audience string) *reviewResult {
+func reviewToken(ctx context.Context, c Kube, jwt, audience string) *reviewResult {
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: jwt}}
 	if audience != "" {
 		tr.Spec.Audiences = []string{audience}
 	}
-	got, err := c.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
-	if err != nil {
+	got := &authenticationv1.TokenReview{}
+	if err := c.Create(ctx, resTokenReviews, "", "", tr, got, false); err != nil {
 		return nil
 	}
 	return &reviewResult{Authenticated: got.Status.Authenticated, Error: got.Status.Error}

@@ -13,10 +13,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 )
 
 // WebhookName is the name of our entry in the MutatingWebhookConfiguration, the same in the
@@ -31,13 +29,12 @@ type webhookRef struct {
 
 // checkWebhookConfig finds the MutatingWebhookConfiguration holding our webhook: the one
 // named name, or, when name is empty, any holding an entry named WebhookName.
-func checkWebhookConfig(ctx context.Context, c kubernetes.Interface, name string) (*webhookRef, Finding) {
+func checkWebhookConfig(ctx context.Context, c Kube, name string) (*webhookRef, Finding) {
 	const check = "webhook-configuration"
 	fix := "install the chart (helm install vault-injector deploy/helm/vault-injector) or pass --webhook-config NAME"
-	api := c.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	var configs []admissionregistrationv1.MutatingWebhookConfiguration
 	if name != "" {
-		m, err := api.Get(ctx, name, metav1.GetOptions{})
+		m, err := get[admissionregistrationv1.MutatingWebhookConfiguration](ctx, c, resWebhookConfigs, "", name)
 		if apierrors.IsNotFound(err) {
 			return nil, fail(check, "", fix, "MutatingWebhookConfiguration %q does not exist", name)
 		}
@@ -46,7 +43,7 @@ func checkWebhookConfig(ctx context.Context, c kubernetes.Interface, name string
 		}
 		configs = append(configs, *m)
 	} else {
-		list, err := api.List(ctx, metav1.ListOptions{})
+		list, err := list[admissionregistrationv1.MutatingWebhookConfigurationList](ctx, c, resWebhookConfigs, "", "")
 		if err != nil {
 			return nil, fail(check, "", "check the kubeconfig's access to mutatingwebhookconfigurations", "list MutatingWebhookConfigurations: %v", err)
 		}
@@ -74,13 +71,13 @@ type webhookPods struct {
 
 // checkWebhookPods finds the pods behind the Service the webhook calls and checks that at
 // least one exists and every one is ready. A URL clientConfig has no pods to look at.
-func checkWebhookPods(ctx context.Context, c kubernetes.Interface, ref *webhookRef) (*webhookPods, Finding) {
+func checkWebhookPods(ctx context.Context, c Kube, ref *webhookRef) (*webhookPods, Finding) {
 	const check = "webhook-pods"
 	svcRef := ref.Hook.ClientConfig.Service
 	if svcRef == nil {
 		return nil, pass(check, "", "the webhook is called at its URL %s (no Service, so no pods to check)", urlOf(ref.Hook))
 	}
-	svc, err := c.CoreV1().Services(svcRef.Namespace).Get(ctx, svcRef.Name, metav1.GetOptions{})
+	svc, err := get[corev1.Service](ctx, c, resServices, svcRef.Namespace, svcRef.Name)
 	if err != nil {
 		return nil, fail(check, "", fmt.Sprintf("create Service %s/%s or fix clientConfig.service of %s", svcRef.Namespace, svcRef.Name, ref.Config),
 			"the webhook's Service %s/%s: %v", svcRef.Namespace, svcRef.Name, err)
@@ -95,7 +92,7 @@ func checkWebhookPods(ctx context.Context, c kubernetes.Interface, ref *webhookR
 			wp.TargetPort = p.TargetPort
 		}
 	}
-	pods, err := c.CoreV1().Pods(svc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+	pods, err := list[corev1.PodList](ctx, c, resPods, svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector).String())
 	if err != nil {
 		return nil, fail(check, "", "check the kubeconfig's access to pods in "+svc.Namespace, "list the webhook's pods: %v", err)
 	}

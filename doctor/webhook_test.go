@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 func mwc(name string, hooks ...string) *admissionregistrationv1.MutatingWebhookConfiguration {
@@ -48,7 +47,7 @@ func TestCheckWebhookConfig(t *testing.T) {
 		{"named without our webhook", []runtime.Object{mwc("vi", "x.example.com")}, "vi", Fail, "has no webhook named"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ref, f := checkWebhookConfig(context.Background(), fake.NewClientset(tc.objects...), tc.flag)
+			ref, f := checkWebhookConfig(context.Background(), kubeOf(tc.objects...), tc.flag)
 			if f.Status != tc.want || !strings.Contains(f.Message, tc.wantMsg) || (ref != nil) != (tc.want == Pass) {
 				t.Errorf("got %+v (ref %v)", f, ref)
 			}
@@ -91,7 +90,7 @@ func TestCheckWebhookPods(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := mwc("vi", WebhookName)
 			ref := &webhookRef{Config: "vi", Hook: &m.Webhooks[0]}
-			_, f := checkWebhookPods(context.Background(), fake.NewClientset(tc.objects...), ref)
+			_, f := checkWebhookPods(context.Background(), kubeOf(tc.objects...), ref)
 			if f.Status != tc.want || !strings.Contains(f.Message, tc.wantMsg) {
 				t.Errorf("got %+v", f)
 			}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
@@ -101,7 +100,7 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	// client-go reports a port-forward's closed streams through klog; doctor's checklist is
 	// the only output.
 	klog.SetLogger(logr.Discard())
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := doctor.NewKube(cfg)
 	if err != nil {
 		return err
 	}

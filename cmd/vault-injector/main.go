@@ -42,6 +42,9 @@ Usage:
                                         validate an admission policy and explain its decisions
   vault-injector agent [flags]          run inside injected pods (auth, render, renew)
   vault-injector exec -- cmd [args]     run inside app containers: cmd with the env file's variables
+  vault-injector doctor [KIND/]NAME | -f FILE | --all [-n NAMESPACE] [flags]
+                                        why a workload is or isn't injected, and whether its
+                                        identities can log in and read their paths
   vault-injector version
 
 Run "vault-injector <command> --help" for a command's flags.
@@ -73,6 +76,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return agent.Main(ctx, args[1:], stdout, stderr)
 	case "exec":
 		return envexec.Main(args[1:], stdout, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdin, stdout, stderr)
+		if code, ok := doctorExitCode(err); ok {
+			return code
+		}
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0

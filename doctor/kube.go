@@ -5,24 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"sync"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
+
+	"github.com/vault-injector/vault-injector/internal/kubeclient"
 )
 
 // Kube is the Kubernetes API as doctor uses it. The binary talks to the API server through a
 // REST client that knows only the five API groups doctor reads: client-go's clientset would
-// link every API group of Kubernetes into the one binary the agent also starts from (24 → 52
-// MB). Tests put client-go's fake clientset behind this interface.
+// link every API group of Kubernetes into the binary (24 → 52 MB) and register them all at
+// every start of the webhook. Tests put client-go's fake clientset behind this interface.
 type Kube interface {
 	Get(ctx context.Context, r Resource, ns, name string, into runtime.Object) error
 	List(ctx context.Context, r Resource, ns, labelSelector string, into runtime.Object) error
@@ -53,17 +48,13 @@ var (
 	resJobs           = Resource{Group: "batch", Version: "v1", Resource: "jobs"}
 	resCronJobs       = Resource{Group: "batch", Version: "v1", Resource: "cronjobs"}
 	resWebhookConfigs = Resource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations", Cluster: true}
-	// codecs is built on first use: the agent and the webhook start from this binary too, and
-	// should not pay for doctor's scheme at every start.
-	codecs = sync.OnceValue(newCodecs)
 )
 
-func newCodecs() serializer.CodecFactory {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme} {
-		utilruntime.Must(add(s))
-	}
-	return serializer.NewCodecFactory(s)
+// codecs are those of the groups doctor reads (internal/kubeclient: built on first use, so the
+// webhook does not pay for them at every start).
+func codecs() serializer.CodecFactory {
+	_, c := kubeclient.Scheme()
+	return c
 }
 
 // NewKube is the API server of cfg, for doctor.

@@ -31,22 +31,29 @@ platform_bin = bin/$(subst /,-,$(1))/vault-injector
 
 all: build
 
+# The CLI and webhook binary, and beside it the agent's (what injected containers run: the agent
+# face without the webhook's libraries, cmd/vault-injector-agent).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vault-injector ./cmd/vault-injector
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vault-injector-agent ./cmd/vault-injector-agent
 
 tools:
 	test/tools/build.sh
 
-# A static binary for one platform, cross-compiled: bin/linux-arm64/vault-injector. Always
-# handed to go build (FORCE), whose cache makes an unchanged rebuild take a second.
+# Static binaries for one platform, cross-compiled: bin/linux-arm64/vault-injector and, for the
+# image, bin/linux-arm64/vault-injector-agent beside it. Always handed to go build (FORCE), whose
+# cache makes an unchanged rebuild take a second.
 bin/%/vault-injector: FORCE
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
 		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/vault-injector
+bin/%/vault-injector-agent: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/vault-injector-agent
 
 # The product image for linux/amd64 and linux/arm64 (an image index), written without Docker
 # (go-containerregistry): an OCI image layout, and the same as one tar file that
 # `ctr -n k8s.io images import` loads (unpacking the host's platform).
-image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)))
+image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)) $(call platform_bin,$(p))-agent)
 	$(GO) run ./hack/image --tag $(IMAGE) --layout bin/vault-injector-image --archive bin/vault-injector-image.tar \
 		$(foreach p,$(IMAGE_PLATFORMS),--platform $(p)=$(call platform_bin,$(p)))
 
@@ -54,7 +61,7 @@ image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)))
 # $(RELEASE_PLATFORMS), the image (OCI layout and its tar), the packaged chart, SHA256SUMS;
 # then the artifacts are checked (hack/release/release_test.go, build tag release: platforms
 # and CPUs, helm lint + template of the package, checksums). Only helm is needed from the tools.
-release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p)))
+release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p))) $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p))-agent)
 	test/tools/build.sh helm
 	$(GO) run ./hack/release --version $(VERSION) --tag $(IMAGE) --out $(RELEASE_DIR) --helm $(HELM) \
 		--chart deploy/helm/vault-injector $(foreach p,$(RELEASE_PLATFORMS),--binary $(p)=$(call platform_bin,$(p)))
@@ -67,6 +74,7 @@ release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p)))
 unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd test/tools/envfilecheck && $(GO) test -count=1 ./...
 
 e2e: tools build
 	$(GO) test -count=1 -tags e2e -timeout 45m $(if $(E2E_RUN),-run '$(E2E_RUN)') ./test/... -v
@@ -92,6 +100,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFromAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agentconfig/
 	$(GO) test -run '^$$' -fuzz FuzzTranslateVaultAnnotations -fuzztime $(FUZZTIME) ./agentconfig/
+	cd test/tools/envfilecheck && $(GO) test -run '^$$' -fuzz FuzzKubeletReadsWhatWeWrite -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./agent/

@@ -36,6 +36,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	once := fs.Bool("once", false, "render everything once and exit (init containers, mode init)")
 	budget := fs.Duration("retry-budget", 2*time.Minute, "how long --once keeps retrying an unreachable Vault before failing")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	copyTo := fs.String("copy-binary-to", "", "copy this binary to the path, for app containers that run `exec` (env style exec, env-on-change restart)")
 	if err := cliflags.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -56,6 +57,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a, err := New(cfg, log)
 	if err != nil {
 		return fail(log, err)
+	}
+	if *copyTo != "" {
+		if err := copyBinary(*copyTo); err != nil {
+			return fail(log, err)
+		}
 	}
 	if *once || cfg.Mode == agentconfig.ModeInit {
 		if err := a.Once(ctx, *budget); err != nil {
@@ -85,11 +91,19 @@ func ready(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if _, err := os.Stat(*file); err != nil {
-		fmt.Fprintln(stderr, "not ready: files not rendered yet")
+		// The kubelet puts this output into the startup probe's Event: say why.
+		why := "files not rendered yet"
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(*file), lastErrorFile)); err == nil {
+			why = strings.TrimSpace(string(b))
+		}
+		fmt.Fprintln(stderr, "not ready:", why)
 		return 1
 	}
 	return 0
 }
+
+// permanentLinger is how long an agent that cannot become ready stays up before it exits.
+var permanentLinger = 3 * time.Second
 
 // Agent renders one config.
 type Agent struct {
@@ -117,7 +131,7 @@ type Agent struct {
 func New(cfg *agentconfig.Config, log *slog.Logger) (*Agent, error) {
 	backends := map[string]Backend{}
 	for _, id := range cfg.Identities {
-		b, err := newVaultBackend(id, cfg.ServiceAccountTokenFile)
+		b, err := newVaultBackend(id, cfg.SATokenFile(id))
 		if err != nil {
 			return nil, err
 		}
@@ -179,6 +193,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.shutdown()
 			return nil
 		}
+		a.recordError(err)
+		if res.envReplaced {
+			a.log.Info("env variables changed", "file", a.cfg.Env.File, "restart", a.cfg.Env.Versioned)
+		}
 		if len(res.replaced) > 0 {
 			a.log.Info("files changed", "files", strings.Join(res.replaced, ","))
 			a.notify(ctx)
@@ -199,6 +217,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			// container's termination message, and the kubelet retries with backoff. What was
 			// obtained so far is kept for the next process to adopt.
 			a.saveState()
+			a.log.Error("cannot render; exiting after the startup probe has seen why", "error", err.Error())
+			// Stay long enough for the startup probe to run and the kubelet to record the
+			// reason in an Event: a native sidecar's restarts alone do not show it.
+			select {
+			case <-ctx.Done():
+			case <-time.After(permanentLinger):
+			}
 			return err
 		default:
 			a.log.Warn("render failed; keeping the last good files of the templates that failed, retrying them", "error", err.Error())

@@ -74,7 +74,7 @@ func TestEnvironmentCannotDisableTLSVerification(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("a.b.c"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := newVaultBackend(agentconfig.Identity{Name: "default", Address: srv.URL, AuthPath: "auth/kubernetes", Role: "r"}, tokenFile)
+	b, err := newVaultBackend(agentconfig.Identity{Name: "default", Method: agentconfig.MethodKubernetes, Address: srv.URL, AuthPath: "auth/kubernetes", Role: "r"}, tokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/vault-injector/vault-injector/agentconfig"
 )
 
 // entry is one fetched secret and when to renew or refetch it.
@@ -32,6 +34,12 @@ func (a *Agent) fetch(ctx context.Context, identity, path string, data map[strin
 	key := identity + "\x00" + cacheKey(path, data)
 	if e, ok := a.entries[key]; ok {
 		return e.secret, key, nil
+	}
+	// The admission policy's path globs (Config.PathRules) cover paths the webhook could not
+	// see: those of a templates ConfigMap and those built at render time. Checked before any
+	// login, so a refused path never reaches Vault.
+	if err := a.cfg.CheckPath(identity, path, agentconfig.OperationOf(path, data != nil)); err != nil {
+		return nil, key, &permanentError{err}
 	}
 	b, err := a.login(ctx, identity)
 	if err != nil {

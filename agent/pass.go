@@ -17,6 +17,8 @@ type passResult struct {
 	// changed lists the files written; replaced those of them that existed before (the app may
 	// have read the old content: notify).
 	changed, replaced []string
+	// envReplaced: the env file changed after app containers may have started with it.
+	envReplaced bool
 }
 
 // pass renders every template once, fetching what the cache lacks, and writes changed files.
@@ -37,6 +39,11 @@ func (a *Agent) pass(ctx context.Context) (passResult, error) {
 			break
 		}
 	}
+	if a.cfg.Env != nil && ctx.Err() == nil {
+		if err := a.renderEnv(ctx, &res); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return res, errors.Join(errs...)
 }
 
@@ -51,11 +58,7 @@ func (a *Agent) renderOne(ctx context.Context, t boundTemplate, res *passResult)
 		// Retry with fresh data: the value that broke the template may be fixed in Vault by
 		// the next attempt. Leased secrets stay: fetching them again would issue a new
 		// credential, and they are renewed, so they are current anyway.
-		for _, key := range used {
-			if e, ok := a.entries[key]; ok && !e.leased() {
-				delete(a.entries, key)
-			}
-		}
+		a.dropUnleased(used)
 		return err
 	}
 	path := filepath.Join(a.cfg.SecretsDir, t.file)

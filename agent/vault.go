@@ -57,14 +57,40 @@ func newVaultBackend(id agentconfig.Identity, saTokenFile string) (*vaultBackend
 func (v *vaultBackend) Token() string     { return v.client.Token() }
 func (v *vaultBackend) SetToken(t string) { v.client.SetToken(t) }
 
+// loginMethods log in with the pod's projected service-account token, by auth method.
+var loginMethods = map[string]func(ctx context.Context, v *vaultBackend) (*api.Secret, error){
+	agentconfig.MethodKubernetes: func(ctx context.Context, v *vaultBackend) (*api.Secret, error) {
+		mount := strings.TrimPrefix(v.id.AuthPath, "auth/")
+		a, err := k8sauth.NewKubernetesAuth(v.id.Role, k8sauth.WithServiceAccountTokenPath(v.tokenFile), k8sauth.WithMountPath(mount))
+		if err != nil {
+			return nil, err
+		}
+		return v.client.Auth().Login(ctx, a)
+	},
+	// jwt: Vault checks the token's signature, issuer, audience and bound claims itself, with
+	// the cluster's signing key: no TokenReview. The file is read at every login, since the
+	// kubelet rotates it.
+	agentconfig.MethodJWT: func(ctx context.Context, v *vaultBackend) (*api.Secret, error) {
+		jwt, err := os.ReadFile(v.tokenFile)
+		if err != nil {
+			return nil, &permanentError{fmt.Errorf("read the service-account token for jwt login: %w", err)}
+		}
+		return v.client.Logical().WriteWithContext(ctx, v.id.AuthPath+"/login",
+			map[string]any{"role": v.id.Role, "jwt": strings.TrimSpace(string(jwt))})
+	},
+}
+
 func (v *vaultBackend) Login(ctx context.Context) (*api.SecretAuth, error) {
-	mount := strings.TrimPrefix(v.id.AuthPath, "auth/")
-	a, err := k8sauth.NewKubernetesAuth(v.id.Role, k8sauth.WithServiceAccountTokenPath(v.tokenFile), k8sauth.WithMountPath(mount))
-	if err != nil {
-		return nil, err
+	login, ok := loginMethods[v.id.Method]
+	if !ok {
+		return nil, &permanentError{fmt.Errorf("identity %q: auth method %q is not supported", v.id.Name, v.id.Method)}
 	}
-	s, err := v.client.Auth().Login(ctx, a)
+	s, err := login(ctx, v)
 	if err != nil {
+		var pe *permanentError
+		if errors.As(err, &pe) {
+			return nil, err
+		}
 		return nil, explainLogin(err, v.id, v.tokenFile)
 	}
 	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
@@ -235,6 +261,8 @@ func explainLogin(err error, id agentconfig.Identity, tokenFile string) error {
 	switch {
 	case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusBadRequest && strings.Contains(msg, "not authorized"):
 		return &permanentError{fmt.Errorf("Vault role %q at %s does not allow service account %s/%s (Vault said: %s)", id.Role, id.AuthPath, ns, sa, msg)}
+	case re.StatusCode == http.StatusBadRequest && id.Method == agentconfig.MethodJWT && (strings.Contains(msg, "claim") || strings.Contains(msg, "aud")):
+		return &permanentError{fmt.Errorf("Vault jwt role %q at %s refused the token of service account %s/%s: its bound claims or audiences do not match (Vault said: %s)", id.Role, id.AuthPath, ns, sa, msg)}
 	case re.StatusCode == http.StatusBadRequest:
 		return &permanentError{fmt.Errorf("Vault rejected login with role %q at %s for service account %s/%s: %s", id.Role, id.AuthPath, ns, sa, msg)}
 	case re.StatusCode == http.StatusNotFound:

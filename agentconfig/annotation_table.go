@@ -16,6 +16,13 @@ type parser struct {
 	notify  Notify
 	optOut  bool
 	outputs map[string]*output
+	env     map[string]*EnvVar
+	// envIdentity holds env-<NAME>-identity: the identity and the key that named it.
+	envIdentity map[string][2]string
+	// ids are the named identities (identity-<id>-<field>); identities.go.
+	ids map[string]*idBlock
+	// templatesIdentity is the templates-configmap-identity annotation's value, when given.
+	templatesIdentity, templatesIdentityKey string
 }
 
 // output is one secret-/template-<name> file being built, with the annotations that named it,
@@ -24,6 +31,8 @@ type output struct {
 	Secret
 	// fileKey is the file-<name> annotation, when the file is not the default <name>.
 	fileKey string
+	// identityKey is the secret-/template-<name>-identity annotation, when given.
+	identityKey string
 }
 
 // secret returns the output for name, creating it with the defaults.
@@ -143,6 +152,30 @@ var annotationTable = map[string]setter{
 		p.notify.Command = argv
 		return nil
 	},
+	AnnotationEnvStyle: func(p *parser, v string) (err error) {
+		p.req.EnvStyle, err = ParseEnvStyle(v, false)
+		return err
+	},
+	AnnotationEnvOnChange: func(p *parser, v string) error {
+		if s := EnvOnChange(v); s != EnvOnChangeNone && s != EnvOnChangeRestart {
+			return invalid(`"none" or "restart" (the app container is restarted when one of its variables changes)`)
+		}
+		p.req.EnvOnChange = EnvOnChange(v)
+		return nil
+	},
+	AnnotationAuthType: func(p *parser, v string) (err error) {
+		p.id.Method, err = ParseAuthType(v)
+		return err
+	},
+	AnnotationTokenAudience: func(p *parser, v string) (err error) {
+		p.id.Audience, err = ParseTokenAudience(v)
+		return err
+	},
+	AnnotationTemplatesConfigMapIdentity: func(p *parser, v string) (err error) {
+		p.templatesIdentity, err = parseIdentityRef(v)
+		p.templatesIdentityKey = AnnotationTemplatesConfigMapIdentity
+		return err
+	},
 	AnnotationCPURequest:    resourceSetter(func(r *Resources) *string { return &r.CPURequest }),
 	AnnotationCPULimit:      resourceSetter(func(r *Resources) *string { return &r.CPULimit }),
 	AnnotationMemoryRequest: resourceSetter(func(r *Resources) *string { return &r.MemoryRequest }),
@@ -216,6 +249,12 @@ var outputTable = []struct {
 
 // setOutput handles secret-, template-, file- and perms-<name>; short is key without Prefix.
 func (p *parser) setOutput(key, short, val string) error {
+	if name, ok := strings.CutPrefix(short, kindEnv); ok {
+		return p.setEnv(key, name, val)
+	}
+	if handled, err := p.setKeyed(key, short, val); handled {
+		return err
+	}
 	for _, e := range outputTable {
 		name, ok := strings.CutPrefix(short, e.kind)
 		if !ok {

@@ -36,6 +36,12 @@ const (
 	AnnotationCPULimit           = Prefix + "agent-cpu-limit"
 	AnnotationMemoryRequest      = Prefix + "agent-memory-request"
 	AnnotationMemoryLimit        = Prefix + "agent-memory-limit"
+	AnnotationEnvStyle           = Prefix + "env-style"
+	AnnotationEnvOnChange        = Prefix + "env-on-change"
+	// Several identities (identities.go).
+	AnnotationAuthType                   = Prefix + "auth-type"
+	AnnotationTokenAudience              = Prefix + "token-audience"
+	AnnotationTemplatesConfigMapIdentity = Prefix + "templates-configmap-identity"
 
 	// Written by the webhook, never by users.
 	AnnotationStatus      = Prefix + "status"
@@ -48,6 +54,8 @@ const (
 	kindTmpl   = "template-"
 	kindFile   = "file-"
 	kindPerms  = "perms-"
+	// kindEnv names an environment variable, not a file: env-<NAME>.
+	kindEnv = "env-"
 )
 
 // Defaults are the operator's settings that annotations may override. The webhook's flags are
@@ -81,6 +89,10 @@ type Request struct {
 	// built, so one can serve many pods.
 	AgentJSON []byte
 	Resources Resources
+	// EnvStyle is the pod's choice of how app containers get Agent.Env; empty: the operator's.
+	EnvStyle EnvStyle
+	// EnvOnChange is what happens to an app container whose variables changed.
+	EnvOnChange EnvOnChange
 }
 
 // Resources are per-pod overrides of the injected containers' resources; empty means the
@@ -115,7 +127,7 @@ func OptedOut(annotations map[string]string) bool {
 }
 
 // FromAnnotations parses and validates a pod's annotations. It returns (nil, nil) when the pod
-// requests nothing (no secret-, template- or templates-configmap annotation) or opted out, and
+// requests nothing (no secret-, template-, env- or templates-configmap annotation) or opted out, and
 // an *AnnotationError for the first invalid annotation in key order, so the answer is stable.
 // Each key is handled by its entry in annotationTable (or outputTable); what involves several
 // keys is checked afterwards, by resolve.
@@ -144,6 +156,7 @@ func FromAnnotations(annotations map[string]string, d Defaults) (*Request, error
 		cfg:     cfg,
 		id:      Identity{Name: DefaultIdentity, Method: "kubernetes", AuthPath: d.AuthPath, Address: d.Address},
 		outputs: map[string]*output{},
+		env:     map[string]*EnvVar{},
 	}
 	for _, key := range keys {
 		val := annotations[key]
@@ -160,7 +173,7 @@ func FromAnnotations(annotations map[string]string, d Defaults) (*Request, error
 			return nil, named(key, val, err)
 		}
 	}
-	if p.optOut || (len(p.outputs) == 0 && p.req.TemplatesConfigMap == "") {
+	if p.optOut || (len(p.outputs) == 0 && len(p.env) == 0 && p.req.TemplatesConfigMap == "") {
 		return nil, nil
 	}
 	if err := p.resolve(annotations, d); err != nil {

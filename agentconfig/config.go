@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +38,10 @@ const (
 	CADir = "/vault/ca"
 	// CAFile is the CA certificate in CADir.
 	CAFile = CADir + "/ca.crt"
-	// ServiceAccountTokenFile is the projected token with the Vault audience.
-	ServiceAccountTokenFile = "/var/run/secrets/vault-injector/token"
+	// ServiceAccountTokenDir holds the projected service-account tokens.
+	ServiceAccountTokenDir = "/var/run/secrets/vault-injector"
+	// ServiceAccountTokenFile is the projected token with the webhook's Vault audience.
+	ServiceAccountTokenFile = ServiceAccountTokenDir + "/token"
 	// ReadyFile appears once every file has been rendered; the native sidecar's startupProbe
 	// checks it.
 	ReadyFile = HomeDir + "/ready"
@@ -82,8 +85,15 @@ type Config struct {
 	// default: revoke when any rendered secret carries a lease.
 	RevokeOnShutdown *bool `json:"revokeOnShutdown,omitempty"`
 
+	// Env is the app containers' environment variables from Vault; nil when none are asked for.
+	Env *Env `json:"env,omitempty"`
+
 	// Notify tells the app that files changed; nil means nobody is told.
 	Notify *Notify `json:"notify,omitempty"`
+
+	// PathRules are the Vault paths the admission policy allows, per identity; empty means no
+	// policy applies (pathrules.go).
+	PathRules []PathRule `json:"pathRules,omitempty"`
 }
 
 // DefaultIdentity is the name of the identity built from the single-role annotations.
@@ -92,7 +102,7 @@ const DefaultIdentity = "default"
 // Identity is one Vault login.
 type Identity struct {
 	Name string `json:"name"`
-	// Method is the auth method; only "kubernetes" today, "jwt" is planned.
+	// Method is the auth method: MethodKubernetes or MethodJWT.
 	Method string `json:"method"`
 	// AuthPath is the mount, e.g. "auth/kubernetes".
 	AuthPath string `json:"authPath"`
@@ -103,6 +113,26 @@ type Identity struct {
 	TLSServerName string `json:"tlsServerName,omitempty"`
 	TLSSkipVerify bool   `json:"tlsSkipVerify,omitzero"`
 	CACertFile    string `json:"caCertFile,omitempty"`
+	// Audience is the audience of the projected token this identity logs in with, when the pod
+	// asked for one; empty: the webhook's --token-audience. TokenFile is that token's file;
+	// empty: the config's ServiceAccountTokenFile.
+	Audience  string `json:"audience,omitempty"`
+	TokenFile string `json:"tokenFile,omitempty"`
+}
+
+// Auth methods an identity logs in with: Vault's kubernetes auth (Vault asks the API server's
+// TokenReview) and Vault's jwt auth (Vault checks the token's signature with the cluster's key).
+const (
+	MethodKubernetes = "kubernetes"
+	MethodJWT        = "jwt"
+)
+
+// SATokenFile is the projected service-account token the identity logs in with.
+func (c *Config) SATokenFile(id Identity) string {
+	if id.TokenFile != "" {
+		return id.TokenFile
+	}
+	return c.ServiceAccountTokenFile
 }
 
 // Secret is one rendered file.
@@ -230,8 +260,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("identity %d has no name", i)
 		case seen[id.Name]:
 			return fmt.Errorf("identity %q is defined twice", id.Name)
-		case id.Method != "kubernetes":
-			return fmt.Errorf("identity %q: auth method %q is not supported (expected \"kubernetes\")", id.Name, id.Method)
+		case id.Method != MethodKubernetes && id.Method != MethodJWT:
+			return fmt.Errorf("identity %q: auth method %q is not supported (expected %q or %q)", id.Name, id.Method, MethodKubernetes, MethodJWT)
+		case id.TokenFile != "" && (path.Dir(id.TokenFile) != ServiceAccountTokenDir || path.Base(id.TokenFile) == "token"):
+			return fmt.Errorf("identity %q: token file %q is not one the webhook projects (a file in %s other than token)", id.Name, id.TokenFile, ServiceAccountTokenDir)
 		case id.Role == "":
 			return fmt.Errorf("identity %q has no role", id.Name)
 		case id.Address == "":
@@ -241,8 +273,13 @@ func (c *Config) Validate() error {
 		}
 		seen[id.Name] = true
 	}
-	if len(c.Secrets) == 0 && c.TemplatesDir == "" {
-		return fmt.Errorf("agent config renders nothing: no secrets and no templates directory")
+	if len(c.Secrets) == 0 && c.TemplatesDir == "" && c.Env == nil {
+		return fmt.Errorf("agent config renders nothing: no secrets, no templates directory and no env variables")
+	}
+	if c.Env != nil {
+		if err := c.Env.validate(seen); err != nil {
+			return err
+		}
 	}
 	if c.TemplatesDir != "" && !seen[c.TemplatesIdentity] {
 		return fmt.Errorf("templates use unknown identity %q", c.TemplatesIdentity)
@@ -270,6 +307,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("secrets %q and %q both write %q", other, s.Name, s.File)
 		}
 		files[s.File] = s.Name
+	}
+	if err := c.validatePathRules(seen); err != nil {
+		return err
 	}
 	if c.SecretsDir == "" || c.HomeDir == "" || c.ServiceAccountTokenFile == "" {
 		return fmt.Errorf("agent config lacks secretsDir, homeDir or serviceAccountTokenFile")

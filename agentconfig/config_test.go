@@ -36,6 +36,7 @@ func TestParseRejectsWithReason(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(validConfig))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(strings.Replace(validConfig, `"address":"https://vault:8200"}]`, `"address":"https://vault:8200"},{"name":"b","method":"jwt","authPath":"auth/jwt","role":"b","address":"https://v:8200","audience":"x","tokenFile":"/var/run/secrets/vault-injector/token-1"}]`, 1)))
 	f.Add([]byte(`{"version":1,"perms":"07777"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)

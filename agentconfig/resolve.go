@@ -10,8 +10,14 @@ import (
 // every key has been parsed, and completes the request.
 func (p *parser) resolve(annotations map[string]string, d Defaults) error {
 	req, cfg, id := p.req, p.cfg, &p.id
-	if id.Role == "" {
-		return bad(AnnotationRole, "", "the Vault role to log in with; it is required when secrets or templates are requested")
+	// The default identity is part of the config when something renders with it or its role
+	// is set; a pod whose outputs all name other identities needs no role of its own.
+	useDefault := p.usesDefault()
+	if id.Role == "" && useDefault {
+		return bad(AnnotationRole, "", "the Vault role to log in with; it is required when secrets, templates or env variables are requested")
+	}
+	if _, set := annotations[AnnotationAuthPath]; !set {
+		id.AuthPath = defaultAuthPath(id.Method, d)
 	}
 	if req.CAConfigMap == "" && d.CAConfigMap != "" {
 		name, key, err := ParseConfigMapKey(d.CAConfigMap)
@@ -24,13 +30,16 @@ func (p *parser) resolve(annotations map[string]string, d Defaults) error {
 	if req.CAConfigMap != "" {
 		id.CACertFile = CAFile
 	}
-	if id.Address == "" {
+	includeDefault := useDefault || id.Role != ""
+	if id.Address == "" && includeDefault {
 		return bad(AnnotationAddress, "", "a Vault address, since the webhook has no default (--vault-address)")
 	}
 	if err := p.resolveNotify(); err != nil {
 		return err
 	}
-	cfg.Identities = []Identity{*id}
+	if err := p.resolveIdentities(*id, includeDefault, d); err != nil {
+		return err
+	}
 
 	outputs, err := p.sortedOutputs()
 	if err != nil {
@@ -41,6 +50,9 @@ func (p *parser) resolve(annotations map[string]string, d Defaults) error {
 	}
 	for _, o := range outputs {
 		cfg.Secrets = append(cfg.Secrets, o.Secret)
+	}
+	if err := p.resolveEnv(); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("annotations: %w", err)

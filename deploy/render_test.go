@@ -200,6 +200,10 @@ func TestChartMatchesKustomize(t *testing.T) {
 		{"self-managed", "kustomize/overlays/self-signed", nil, nil},
 		{"cert-manager", "kustomize/overlays/cert-manager", nil, []string{"--set", "certs.mode=certManager"}},
 		{"openshift", "kustomize/overlays/self-signed", []string{"kustomize/components/openshift"}, []string{"--set", "openshift=true"}},
+		{"policy", "kustomize/overlays/self-signed", []string{"kustomize/components/policy"},
+			[]string{"--set", "policy.enabled=true", "--set-file", "policy.file=kustomize/components/policy/policy.yaml"}},
+		{"policy, cert-manager", "kustomize/overlays/cert-manager", []string{"kustomize/components/policy"},
+			[]string{"--set", "certs.mode=certManager", "--set", "policy.enabled=true", "--set-file", "policy.file=kustomize/components/policy/policy.yaml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fromHelm := objects(t, helmTemplate(t, tc.values...))

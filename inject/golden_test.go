@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/patch"
 	"github.com/vault-injector/vault-injector/webhook"
@@ -37,6 +38,7 @@ var goldenHeaders = []struct {
 	{"# golden: sidecar-style=classic", func(m *webhook.Mutator) { m.Settings.Style = patch.StyleClassic }},
 	{"# golden: agent-uid=auto", func(m *webhook.Mutator) { m.Settings.PlatformUID = true }},
 	{"# golden: accept-vault-annotations=true", func(m *webhook.Mutator) { m.AcceptVaultAnnotations = true }},
+	{"# golden: env-style=exec", func(m *webhook.Mutator) { m.Settings.EnvStyle = agentconfig.EnvStyleExec }},
 }
 
 // mutatorFor returns the test settings, with the case's golden headers applied.

@@ -38,6 +38,10 @@ func (c *Container) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			err = jsonv2.UnmarshalDecode(dec, &c.VolumeMounts)
 		case "restartPolicy":
 			err = jsonv2.UnmarshalDecode(dec, &c.RestartPolicy)
+		case "command":
+			err = jsonv2.UnmarshalDecode(dec, &c.Command)
+		case "livenessProbe":
+			err = jsonv2.UnmarshalDecode(dec, &c.LivenessProbe)
 		default:
 			err = dec.SkipValue()
 		}

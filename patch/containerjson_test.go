@@ -14,6 +14,7 @@ func FuzzContainerDecode(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"app","image":"x","env":[{"name":"A","value":"1"},{"name":"B","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}],"ports":[{"containerPort":80}]}`,
 		`{"name":"a","envFrom":[{"configMapRef":{"name":"c"},"prefix":"P_"}],"volumeMounts":[{"name":"v","mountPath":"/m"}],"restartPolicy":"Always"}`,
+		`{"name":"a","command":["/bin/app","-x"],"livenessProbe":{"exec":{"command":["x"]}}}`, `{"command":null,"livenessProbe":null}`, `{"livenessProbe":[]}`,
 		`null`, `{}`, `{"name":5}`, `{"Name":"case"}`, `{"name":"a","name":"b"}`, `[]`, `{"env":null,"volumeMounts":{}}`,
 	} {
 		f.Add(s)

@@ -32,7 +32,7 @@ func (b *podBuild) mounts() []corev1.VolumeMount {
 	if b.req.CAConfigMap != "" {
 		m = append(m, corev1.VolumeMount{Name: CAVolume, MountPath: agentconfig.CADir, ReadOnly: true})
 	}
-	return m
+	return append(m, b.envMounts()...)
 }
 
 // container builds our container; once means it renders and exits.
@@ -40,6 +40,9 @@ func (b *podBuild) container(name string, once bool) corev1.Container {
 	args := []string{"agent", "--config=" + agentconfig.ConfigFile}
 	if once {
 		args = append(args, "--once")
+	}
+	if b.needsExecBinary() {
+		args = append(args, "--copy-binary-to="+agentconfig.ExecBinary)
 	}
 	c := corev1.Container{
 		Name:                     name,
@@ -71,7 +74,8 @@ func (b *podBuild) container(name string, once bool) corev1.Container {
 // copied environment, with the environment spliced in (member order does not matter in JSON).
 func (b *podBuild) encodedContainer(B *Builder, name string, once, native bool) (any, error) {
 	key := memoKey{piece: "container", name: name, once: once, native: native,
-		templates: b.req.TemplatesConfigMap != "", ca: b.req.CAConfigMap != "", resources: b.req.Resources}
+		templates: b.req.TemplatesConfigMap != "", ca: b.req.CAConfigMap != "", resources: b.req.Resources,
+		envStyle: b.envStyle(), execBinary: b.needsExecBinary()}
 	base, err := B.encoded(key, func() any {
 		c := b.container(name, once)
 		if native {

@@ -26,10 +26,16 @@ type memoKey struct {
 	templates, ca bool
 	resources     agentconfig.Resources
 	secretsPath   string
+	envStyle      agentconfig.EnvStyle
+	execBinary    bool
 }
 
 // volumesKey names our volumes by the ConfigMaps they project.
-type volumesKey struct{ templates, ca, caKey string }
+type volumesKey struct {
+	templates, ca, caKey string
+	envStyle             agentconfig.EnvStyle
+	execBinary           bool
+}
 
 // memoLimit bounds the memo: keys include per-pod overrides (resources, ConfigMap name).
 const memoLimit = 512
@@ -60,12 +66,17 @@ func (B *Builder) encoded(key memoKey, v func() any) (json.RawMessage, error) {
 
 // encodedVolumes returns our volumes, each encoded, memoised by the ConfigMaps they name.
 func (B *Builder) encodedVolumes(b *podBuild) ([]any, error) {
-	key := volumesKey{b.req.TemplatesConfigMap, b.req.CAConfigMap, b.req.CAKey}
-	B.mu.Lock()
-	vols, ok := B.vols[key]
-	B.mu.Unlock()
-	if ok {
-		return vols, nil
+	key := volumesKey{b.req.TemplatesConfigMap, b.req.CAConfigMap, b.req.CAKey, b.envStyle(), b.needsExecBinary()}
+	// Pods whose identities ask for tokens of their own audiences are rare: not memoised.
+	memo := !extraTokens(b.req)
+	var vols []any
+	if memo {
+		B.mu.Lock()
+		memoised, ok := B.vols[key]
+		B.mu.Unlock()
+		if ok {
+			return memoised, nil
+		}
 	}
 	for _, v := range b.volumes() {
 		raw, err := json.Marshal(v)
@@ -75,7 +86,7 @@ func (B *Builder) encodedVolumes(b *podBuild) ([]any, error) {
 		vols = append(vols, json.RawMessage(raw))
 	}
 	B.mu.Lock()
-	if len(B.vols) < memoLimit {
+	if len(B.vols) < memoLimit && memo {
 		B.vols[key] = vols
 	}
 	B.mu.Unlock()

@@ -34,15 +34,17 @@ const (
 // Names of everything we add. The status annotation and these names make injection
 // recognisable, so a second admission adds nothing.
 const (
-	AgentContainer   = "vault-injector-agent"
-	InitContainer    = "vault-injector-init"
-	SecretsVolume    = "vault-injector-secrets"
-	HomeVolume       = "vault-injector-home"
-	TokenVolume      = "vault-injector-token"
-	ConfigVolume     = "vault-injector-config"
-	TemplatesVolume  = "vault-injector-templates"
-	CAVolume         = "vault-injector-ca"
-	BinaryPath       = "/vault-injector"
+	AgentContainer  = "vault-injector-agent"
+	InitContainer   = "vault-injector-init"
+	SecretsVolume   = "vault-injector-secrets"
+	HomeVolume      = "vault-injector-home"
+	TokenVolume     = "vault-injector-token"
+	ConfigVolume    = "vault-injector-config"
+	TemplatesVolume = "vault-injector-templates"
+	CAVolume        = "vault-injector-ca"
+	// BinaryPath is the agent's own binary in the image (cmd/vault-injector-agent): the agent
+	// face without the webhook's libraries, so it starts in half the time.
+	BinaryPath       = "/vault-injector-agent"
 	defaultUID       = 65532
 	startupThreshold = 600 // one probe per second: ten minutes to log in and render
 )
@@ -59,6 +61,9 @@ type Settings struct {
 	AgentImage      string
 	ImagePullPolicy corev1.PullPolicy
 	Style           Style
+	// EnvStyle is how app containers get env variables unless a pod says: file or exec (the
+	// webhook resolves its "auto" before building).
+	EnvStyle agentconfig.EnvStyle
 	// TokenAudience is the audience of the projected service-account token; empty means the
 	// API server's default audiences.
 	TokenAudience          string
@@ -93,6 +98,8 @@ type Status struct {
 	Containers     []string `json:"containers,omitempty"`
 	Volumes        []string `json:"volumes"`
 	AppContainers  []string `json:"appContainers"`
+	// EnvStyle is how the app containers get env variables, when they get any.
+	EnvStyle agentconfig.EnvStyle `json:"envStyle,omitempty"`
 }
 
 // AlreadyInjected reports whether the pod carries our status annotation or one of our
@@ -133,6 +140,10 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	if err := checkConflicts(p, apps, req.SecretsPath); err != nil {
 		return nil, err
 	}
+	b := podBuild{pod: p, settings: s, req: req}
+	if err := b.checkEnv(apps); err != nil {
+		return nil, err
+	}
 	cfgJSON := req.AgentJSON
 	if cfgJSON == nil {
 		if cfgJSON, err = req.Agent.Marshal(); err != nil {
@@ -144,7 +155,7 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 		return nil, err
 	}
 
-	b := podBuild{pod: p, settings: s, req: req, res: res, env: appEnv(p.Spec.Containers, apps)}
+	b.res, b.env = res, appEnv(p.Spec.Containers, apps)
 	var ops []Operation
 
 	// Annotations. The agent config travels as an annotation projected into our containers by
@@ -174,6 +185,7 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	}
 	for _, i := range apps {
 		ops = appendAll(ops, "/spec/containers/"+strconv.Itoa(i)+"/volumeMounts", p.Spec.Containers[i].VolumeMounts == nil, []any{mount})
+		ops = append(ops, b.appEnvOps(i)...)
 	}
 
 	// Our init container goes first, so the app's own init containers already see the files.
@@ -228,6 +240,10 @@ func (b *podBuild) status(apps []int) Status {
 	if b.req.CAConfigMap != "" {
 		st.Volumes = append(st.Volumes, CAVolume)
 	}
+	for _, v := range b.envVolumes() {
+		st.Volumes = append(st.Volumes, v.Name)
+	}
+	st.EnvStyle = b.envStyle()
 	for _, i := range apps {
 		st.AppContainers = append(st.AppContainers, b.pod.Spec.Containers[i].Name)
 	}
@@ -262,7 +278,7 @@ func selectContainers(cs []Container, names []string) ([]int, error) {
 }
 
 func checkConflicts(p *Pod, apps []int, secretsPath string) error {
-	ours := []string{SecretsVolume, HomeVolume, TokenVolume, ConfigVolume, TemplatesVolume, CAVolume}
+	ours := []string{SecretsVolume, HomeVolume, TokenVolume, ConfigVolume, TemplatesVolume, CAVolume, EnvVolume, ExecVolume}
 	for _, v := range p.Spec.Volumes {
 		if slices.Contains(ours, v.Name) {
 			return fmt.Errorf("pod already has a volume named %q, which the injector reserves", v.Name)

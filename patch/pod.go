@@ -53,7 +53,14 @@ type Container struct {
 	EnvFrom       []corev1.EnvFromSource `json:"envFrom"`
 	VolumeMounts  []VolumeMount          `json:"volumeMounts"`
 	RestartPolicy *string                `json:"restartPolicy"`
+	// Command is what the exec env style wraps; nil when the image's entrypoint runs.
+	Command []string `json:"command"`
+	// LivenessProbe is only looked at for being there (env-on-change restart adds one).
+	LivenessProbe *struct{} `json:"livenessProbe"`
 }
+
+// HasLivenessProbe reports whether the container has a liveness probe.
+func (c Container) HasLivenessProbe() bool { return c.LivenessProbe != nil }
 
 // VolumeMount is the part of a volume mount we read.
 type VolumeMount struct {

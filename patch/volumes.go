@@ -1,6 +1,7 @@
 package patch
 
 import (
+	"path"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,8 +20,7 @@ func (b *podBuild) volumes() []corev1.Volume {
 		mem(SecretsVolume, secretsVolumeSize),
 		mem(HomeVolume, homeVolumeSize),
 		{Name: TokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-				Audience: b.settings.TokenAudience, ExpirationSeconds: &exp, Path: "token"}}}}}},
+			Sources: b.tokenProjections(exp)}}},
 		{Name: ConfigVolume, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			Items: []corev1.DownwardAPIVolumeFile{{
 				Path:     strings.TrimPrefix(agentconfig.ConfigFile, agentconfig.ConfigDir+"/"),
@@ -36,5 +36,32 @@ func (b *podBuild) volumes() []corev1.Volume {
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm},
 				Items: []corev1.KeyToPath{{Key: b.req.CAKey, Path: strings.TrimPrefix(agentconfig.CAFile, agentconfig.CADir+"/")}}}}})
 	}
-	return vols
+	return append(vols, b.envVolumes()...)
+}
+
+// tokenProjections is the service-account token with the webhook's audience, plus one token
+// per audience the pod's identities asked for, each in the file agentconfig assigned to it.
+func (b *podBuild) tokenProjections(exp int64) []corev1.VolumeProjection {
+	out := []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+		Audience: b.settings.TokenAudience, ExpirationSeconds: &exp, Path: "token"}}}
+	seen := map[string]bool{}
+	for _, id := range b.req.Agent.Identities {
+		if id.TokenFile == "" || seen[id.TokenFile] {
+			continue
+		}
+		seen[id.TokenFile] = true
+		out = append(out, corev1.VolumeProjection{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: id.Audience, ExpirationSeconds: &exp, Path: path.Base(id.TokenFile)}})
+	}
+	return out
+}
+
+// extraTokens reports whether the pod's identities need tokens of their own audiences.
+func extraTokens(req *agentconfig.Request) bool {
+	for _, id := range req.Agent.Identities {
+		if id.TokenFile != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -167,6 +167,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (*admissionv1.A
 		return nil, nil, outcomeError, errReason, &httpError{http.StatusBadRequest, "AdmissionReview request has no object"}
 	}
 	res := h.Mutator.MutatePodAs(&req.Object.Pod, &req.Object.runAs, req.Namespace)
+	h.Metrics.observePolicy(&res)
 	name := req.Name
 	if name == "" {
 		name = req.Object.DisplayName()

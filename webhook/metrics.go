@@ -10,6 +10,8 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration prometheus.Histogram
+	// policy counts admission-policy decisions (policymetrics.go).
+	policy *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on reg.
@@ -25,7 +27,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5},
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	m.policy = newPolicyDecisions()
+	reg.MustRegister(m.requests, m.duration, m.policy)
 	return m
 }
 

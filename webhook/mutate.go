@@ -12,6 +12,7 @@ import (
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/patch"
+	"github.com/vault-injector/vault-injector/policy"
 )
 
 // Outcome classifies a decision; it is the metrics label and the log field.
@@ -45,6 +46,8 @@ type Result struct {
 	// Warnings are shown by kubectl for a pod that is injected but will not work as its
 	// author probably expects.
 	Warnings []string
+	// Policy is the admission policy's decision, when a policy is in force.
+	Policy *policy.Decision
 }
 
 // Mutator decides and builds. Its fields are the operator's settings.
@@ -56,9 +59,17 @@ type Mutator struct {
 	AcceptVaultAnnotations bool
 	// ExcludedNamespaces never get injected, whatever their labels say.
 	ExcludedNamespaces []string
+	// Policy, when set, is the admission policy (policy.go); NamespaceLabels serves its
+	// namespaceSelector rules.
+	Policy          PolicySource
+	NamespaceLabels NamespaceLabels
 
-	once    sync.Once
-	builder *patch.Builder
+	// EnvStyle, when set, decides the env style per admission (--env-style=auto: the nodes'
+	// kubelets); nil: Settings.EnvStyle.
+	EnvStyle func() agentconfig.EnvStyle
+
+	once     sync.Once
+	builders map[agentconfig.EnvStyle]*patch.Builder
 
 	reqMu    sync.Mutex
 	requests map[string]*agentconfig.Request
@@ -151,6 +162,9 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	}
 	ann := pod.Annotations()
 	if patch.AlreadyInjected(pod) {
+		if d, err := m.checkInjected(pod, ns); err != nil {
+			return Result{Outcome: Denied, Reason: ReasonPolicy, Err: err, Policy: d}
+		}
 		return Result{Outcome: Skipped, Reason: ReasonAlreadyInjected}
 	}
 	if agentconfig.OptedOut(ann) {
@@ -176,15 +190,39 @@ func (m *Mutator) MutatePodAs(pod *patch.Pod, runAs *RunAs, ns string) Result {
 	if req == nil {
 		return Result{Outcome: Skipped, Reason: ReasonNothingRequested}
 	}
-	m.once.Do(func() { m.builder = patch.NewBuilder(m.Settings) })
-	ops, err := m.builder.Build(pod, req)
+	req, decision, err := m.applyPolicy(pod, ns, req)
+	if err != nil {
+		return Result{Outcome: Denied, Reason: ReasonPolicy, Err: err, Policy: decision}
+	}
+	ops, err := m.builder().Build(pod, req)
 	if err != nil {
 		return Result{Outcome: Denied, Reason: ReasonConflict, Err: err}
 	}
 	if err := checkInjectedSize(pod, ops); err != nil {
 		return Result{Outcome: Denied, Reason: ReasonAnnotationsTooLarge, Err: err}
 	}
-	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req)}
+	return Result{Outcome: Injected, Patch: ops, Warnings: m.warnings(pod, runAs, req), Policy: decision}
+}
+
+// builder is the patch builder for the env style in force: one per style, each memoising what
+// it encodes.
+func (m *Mutator) builder() *patch.Builder {
+	m.once.Do(func() {
+		m.builders = map[agentconfig.EnvStyle]*patch.Builder{}
+		for _, st := range []agentconfig.EnvStyle{agentconfig.EnvStyleFile, agentconfig.EnvStyleExec} {
+			s := m.Settings
+			s.EnvStyle = st
+			m.builders[st] = patch.NewBuilder(s)
+		}
+	})
+	style := m.Settings.EnvStyle
+	if m.EnvStyle != nil {
+		style = m.EnvStyle()
+	}
+	if b, ok := m.builders[style]; ok {
+		return b
+	}
+	return m.builders[agentconfig.EnvStyleFile]
 }
 
 // DenialMessage is the text the API server shows for a denied pod.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -28,7 +29,45 @@ func (m *Mutator) warnings(pod *patch.Pod, runAs *RunAs, req *agentconfig.Reques
 		w = append(w, "vault-injector: the classic sidecar keeps running after the Job's containers exit, so the Job never completes; "+
 			"set "+agentconfig.AnnotationMode+": init, or run the webhook with --sidecar-style=native (Kubernetes 1.29+)")
 	}
+	if env := cfg.Env; env != nil && !env.Versioned {
+		if names := leasedEnvVars(env); len(names) > 0 {
+			w = append(w, fmt.Sprintf("vault-injector: %s look leased (dynamic credentials or certificates): an environment variable cannot change in a running process, "+
+				"so the app keeps the first value after the agent replaces it; set %s: restart to restart the app container when they change",
+				strings.Join(names, ", "), agentconfig.AnnotationEnvOnChange))
+		}
+	}
 	return w
+}
+
+// leasedKinds are the path elements, just before the role's name, of Vault's secrets engines
+// that issue leased, expiring values (<mount>/creds/<role> of database, aws, rabbitmq, consul...;
+// pki's issue and sign; aws's sts). Admission cannot ask Vault, so it goes by the path.
+var leasedKinds = []string{"creds", "issue", "sign", "sts"}
+
+// secretCall finds the paths of `secret "<path>"` calls in a template.
+var secretCall = regexp.MustCompile(`secret\s+"([^"]+)"`)
+
+// leasedEnvVars names the variables whose path, or a path their template reads, looks leased.
+func leasedEnvVars(env *agentconfig.Env) []string {
+	var out []string
+	for _, v := range env.Vars {
+		paths := []string{v.Path}
+		if v.Template != "" {
+			paths = nil
+			for _, m := range secretCall.FindAllStringSubmatch(v.Template, -1) {
+				paths = append(paths, m[1])
+			}
+		}
+		if slices.ContainsFunc(paths, looksLeased) {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+func looksLeased(path string) bool {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	return len(parts) >= 3 && slices.Contains(leasedKinds, parts[len(parts)-2])
 }
 
 // agentUID is the UID our containers will run as, when admission can tell. With

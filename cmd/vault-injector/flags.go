@@ -11,8 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/certs"
@@ -34,6 +32,7 @@ type mutatorFlags struct {
 	excluded                                                                     string
 	caConfigMap                                                                  string
 	acceptVault                                                                  bool
+	envStyle                                                                     string
 }
 
 func (m *mutatorFlags) register(fs *flag.FlagSet) {
@@ -55,6 +54,7 @@ func (m *mutatorFlags) register(fs *flag.FlagSet) {
 	m.agentUID = agentUID{uid: 65532}
 	fs.Var(&m.agentUID, "agent-uid", `UID (and GID) the injected containers run as, or "auto": leave runAsUser/runAsGroup unset, so the pod's securityContext or the platform chooses (OpenShift's restricted-v2 SCC refuses a UID outside the namespace's range)`)
 	fs.BoolVar(&m.acceptVault, "accept-vault-annotations", false, "also inject pods annotated for HashiCorp's injector (vault.hashicorp.com/agent-inject: \"true\"), translated to vault-injector's annotations; keys without an equivalent deny the pod, naming them (README: migrating from vault.hashicorp.com)")
+	fs.StringVar(&m.envStyle, "env-style", string(agentconfig.EnvStyleAuto), `how app containers get env-<NAME> variables unless a pod sets vault-injector.io/env-style: "file" (env[].valueFrom.fileKeyRef, read by the kubelet; Kubernetes >= 1.35), "exec" (the container's command runs under vault-injector exec) or "auto" (file when every node's kubelet is >= 1.35, watched; needs get/list/watch on nodes; inject, offline, shows file)`)
 	fs.StringVar(&m.excluded, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "comma-separated namespaces never injected, whatever their labels")
 }
 
@@ -77,6 +77,13 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 	if err != nil {
 		return nil, err
 	}
+	envStyle, err := agentconfig.ParseEnvStyle(m.envStyle, true)
+	if err != nil {
+		return nil, flagError("env-style", m.envStyle, err)
+	}
+	if envStyle == agentconfig.EnvStyleAuto {
+		envStyle = "" // the caller resolves it: watchEnvStyle, offlineEnvStyle
+	}
 	res, err := m.resources()
 	if err != nil {
 		return nil, err
@@ -98,11 +105,15 @@ func (m *mutatorFlags) mutator() (*webhook.Mutator, error) {
 			Resources:              res,
 			RunAsUser:              m.agentUID.uid,
 			PlatformUID:            m.agentUID.auto,
+			EnvStyle:               envStyle,
 		},
 		ExcludedNamespaces:     excluded,
 		AcceptVaultAnnotations: m.acceptVault,
 	}, nil
 }
+
+// envStyleAuto reports whether --env-style asks to follow the nodes.
+func (m *mutatorFlags) envStyleAuto() bool { return m.envStyle == string(agentconfig.EnvStyleAuto) }
 
 // defaults checks the flags that stand in for a pod annotation with that annotation's own
 // parser, so a value a pod could not set fails here, naming the flag, instead of denying every
@@ -126,6 +137,11 @@ func (m *mutatorFlags) defaults() (agentconfig.Defaults, error) {
 	}
 	if err := agentconfig.CheckRefreshInterval(m.refresh); err != nil {
 		return d, flagError("refresh-interval", m.refresh.String(), err)
+	}
+	if m.audience != "" { // empty: the API server's default audiences
+		if _, err := agentconfig.ParseTokenAudience(m.audience); err != nil {
+			return d, flagError("token-audience", m.audience, err)
+		}
 	}
 	if m.caConfigMap != "" { // empty: the system roots
 		if _, _, err := agentconfig.ParseCAConfigMap(m.caConfigMap); err != nil {
@@ -178,20 +194,10 @@ var serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount
 // newKubeClient builds the client of the self-managed mode: the kubeconfig file when given,
 // else the in-cluster config. Tests replace it with a fake clientset.
 var newKubeClient = func(kubeconfig string) (certs.API, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig=%q: %w", kubeconfig, err)
-		}
-	} else {
-		cfg, err = rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("--cert-mode=self-managed needs the Kubernetes API: not running in a pod (%w); set --kubeconfig, or use --cert-mode=files", err)
-		}
+	cfg, err := restConfig(kubeconfig, "--cert-mode=self-managed (or use --cert-mode=files)")
+	if err != nil {
+		return nil, err
 	}
-	cfg.UserAgent = "vault-injector/" + version
 	return certs.NewRESTAPI(cfg)
 }
 
@@ -207,7 +213,7 @@ func (c *certFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.mode, "cert-mode", "", `serving certificate: "self-managed" (generate a CA and certificate, keep them in a Secret shared by replicas, rotate them and set the caBundle of the MutatingWebhookConfiguration; needs the Kubernetes API) or "files" (--tls-cert-file/--tls-key-file, e.g. from cert-manager, reloaded when they change); empty: files when --tls-cert-file or --tls-key-file is given, else self-managed`)
 	fs.StringVar(&c.certFile, "tls-cert-file", "", "serving certificate (PEM) in files mode; reloaded when the file changes")
 	fs.StringVar(&c.keyFile, "tls-key-file", "", "serving key (PEM) in files mode; reloaded when the file changes")
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for the self-managed mode (empty: the in-cluster config of the pod)")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for the Kubernetes API (self-managed certificates, --env-style=auto; empty: the in-cluster config of the pod)")
 	fs.StringVar(&c.namespace, "namespace", "", "namespace of the webhook's Service and certificate Secret (empty: $POD_NAMESPACE, else the pod's service-account namespace)")
 	fs.StringVar(&c.service, "service-name", "vault-injector", "the webhook's Service: the certificate is for <svc>, <svc>.<ns>, <svc>.<ns>.svc and <svc>.<ns>.svc.<cluster-domain>")
 	fs.StringVar(&c.secret, "cert-secret-name", "vault-injector-tls", "Secret (type kubernetes.io/tls, plus ca.crt/ca.key) holding the CA and serving certificate shared by the replicas")

@@ -30,6 +30,7 @@ func TestDefaultFlagsValidatedLikeAnnotations(t *testing.T) {
 		{"negative memory limit", "agent-memory-limit", "agent-memory-limit", "-1Mi"},
 		{"zero cpu request", "agent-cpu-request", "agent-cpu-request", "0"},
 		{"bad CA configmap", "vault-ca-configmap", "ca-configmap", "Trust_Bundle"},
+		{"two token audiences", "token-audience", "token-audience", "vault,api"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errOut := runCmd(t, "", "webhook", "--"+tc.flag+"="+tc.value)

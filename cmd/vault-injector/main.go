@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/vault-injector/vault-injector/agent"
+	"github.com/vault-injector/vault-injector/envexec"
 	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
 	"github.com/vault-injector/vault-injector/internal/memlimit"
@@ -37,7 +38,13 @@ Usage:
   vault-injector inject -f FILE|- [-n NAMESPACE] [flags]
                                         inject offline: YAML in, injected YAML out
   vault-injector migrate -f FILE|-      rewrite vault.hashicorp.com/ annotations to vault-injector.io/
+  vault-injector policy check -f POLICY [FILE...]
+                                        validate an admission policy and explain its decisions
   vault-injector agent [flags]          run inside injected pods (auth, render, renew)
+  vault-injector exec -- cmd [args]     run inside app containers: cmd with the env file's variables
+  vault-injector doctor [KIND/]NAME | -f FILE | --all [-n NAMESPACE] [flags]
+                                        why a workload is or isn't injected, and whether its
+                                        identities can log in and read their paths
   vault-injector version
 
 Run "vault-injector <command> --help" for a command's flags.
@@ -63,8 +70,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runInject(args[1:], stdin, stdout, stderr)
 	case "migrate":
 		err = runMigrate(args[1:], stdin, stdout, stderr)
+	case "policy":
+		err = runPolicy(args[1:], stdin, stdout, stderr)
 	case "agent":
 		return agent.Main(ctx, args[1:], stdout, stderr)
+	case "exec":
+		return envexec.Main(args[1:], stdout, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdin, stdout, stderr)
+		if code, ok := doctorExitCode(err); ok {
+			return code
+		}
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
@@ -93,6 +109,8 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	mf.register(fs)
 	var cf certFlags
 	cf.register(fs)
+	var pf policyFlags
+	pf.register(fs)
 	listen := fs.String("listen", ":8443", "address to serve HTTPS on")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGTERM")
@@ -118,8 +136,14 @@ func runWebhook(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := watchEnvStyle(ctx, m, mf.envStyleAuto(), cf.kubeconfig, log); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := pf.start(ctx, m, cf.kubeconfig, reg, log); err != nil {
+		return err
+	}
 	srv := &webhook.Server{
 		Addr:           *listen,
 		Handler:        &webhook.Handler{Mutator: m, Log: log, Metrics: webhook.NewMetrics(reg), Limits: limits},
@@ -176,6 +200,8 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var mf mutatorFlags
 	mf.register(fs)
+	var op offlinePolicy
+	op.register(fs, "admission policy file to apply, as the webhook would with --policy-configmap (empty: none)")
 	file := fs.String("f", "-", "YAML file to inject, - for stdin")
 	ns := fs.String("n", "", "namespace the objects would be created in (default: their own, else \"default\")")
 	if err := cliflags.Parse(fs, args); err != nil {
@@ -186,6 +212,10 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	m, err := mf.mutator()
 	if err != nil {
+		return err
+	}
+	offlineEnvStyle(m, mf.envStyleAuto())
+	if _, err := op.apply(m); err != nil {
 		return err
 	}
 	in, done, err := openInput(*file, stdin)

@@ -168,7 +168,7 @@ func TestWebhookSelfManaged(t *testing.T) {
 	done := make(chan int, 1)
 	var errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"webhook", "--listen=" + addr, "--cert-dns-names=127.0.0.1,webhook.example"}, strings.NewReader(""), io.Discard, &errb)
+		done <- run(ctx, []string{"webhook", "--listen=" + addr, "--cert-dns-names=127.0.0.1,webhook.example", "--env-style=file"}, strings.NewReader(""), io.Discard, &errb)
 	}()
 
 	var bundle []byte

@@ -1,6 +1,6 @@
 // Command agentbench is part of `make bench`: it measures what a sidecar in every pod costs.
 // It starts a real Vault (dev mode, from the tools cache) with kubernetes auth, seeds KV
-// secrets, runs the built `vault-injector agent` binary against it as a pod would, and reports
+// secrets, runs the built `vault-injector-agent agent` binary against it as a pod would, and reports
 // the time from process start to the ready marker (all files rendered) and the agent's RSS
 // after it has idled (re-reading its secrets every second), over several runs. Wall time on a
 // shared 2-core machine depends on its load (agent, Vault and this process's token reviewer
@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	bin := flag.String("binary", "bin/vault-injector", "vault-injector binary")
+	bin := flag.String("binary", "bin/vault-injector-agent", "the agent's binary (vault-injector works too: it has the agent face)")
 	runs := flag.Int("runs", 5, "agent starts to measure")
 	idle := flag.Duration("idle", 5*time.Second, "how long the agent idles before RSS is read")
 	logLevel := flag.String("log-level", "warn", "the agent's log level (info shows its own start-up timeline)")

@@ -58,7 +58,8 @@ func runCompare(cfg compareConfig) error {
 		args []string
 	}{
 		{"do-nothing", []string{baseline}},
-		{"vault-injector", []string{cfg.bin, "webhook", "--log-level=warn"}},
+		// No node to watch here: the env style is fixed (the bench pods have no env variables).
+		{"vault-injector", []string{cfg.bin, "webhook", "--log-level=warn", "--env-style=file"}},
 	} {
 		p, err := startServer(s.args[0], s.args[1:], nil, wd, maxConc, 5*time.Second)
 		if err != nil {

@@ -66,7 +66,7 @@ func runHeavy(bin string, kinds []string, clients []int, dur time.Duration) erro
 		}
 		body := mk()
 		for _, n := range clients {
-			s, err := startServer(bin, []string{"webhook", "--log-level=error"}, []string{"GOMEMLIMIT=" + strconv.FormatInt(goLimit, 10)}, wd, n, 60*time.Second)
+			s, err := startServer(bin, []string{"webhook", "--log-level=error", "--env-style=file"}, []string{"GOMEMLIMIT=" + strconv.FormatInt(goLimit, 10)}, wd, n, 60*time.Second)
 			if err != nil {
 				return err
 			}

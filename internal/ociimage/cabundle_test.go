@@ -73,8 +73,10 @@ func imageFile(t *testing.T, path string) (*tar.Header, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "vault-injector")
-	if err := os.WriteFile(bin, []byte("not really a binary"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{bin, filepath.Join(dir, AgentBinary)} {
+		if err := os.WriteFile(f, []byte("not really a binary"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := filepath.Join(dir, "image.tar")
 	if err := Write(out, Product("example.test/vault-injector:test", bin)); err != nil {

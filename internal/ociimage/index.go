@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -77,16 +76,22 @@ func WriteIndex(dir, tag string, images []PlatformImage) (v1.Hash, error) {
 	return d, nil
 }
 
-// checkEntrypoint refuses an image whose entrypoint binary is not for its platform.
+// checkEntrypoint refuses an image whose executables (the entrypoint and the agent's binary)
+// are not for its platform.
 func checkEntrypoint(pi PlatformImage) error {
-	if len(pi.Spec.Entrypoint) == 0 {
-		return nil
+	names := make([]string, 0, len(pi.Spec.Files))
+	for name := range pi.Spec.Files {
+		names = append(names, name)
 	}
-	f, ok := pi.Spec.Files[strings.TrimPrefix(pi.Spec.Entrypoint[0], "/")]
-	if !ok || f.Source == "" {
-		return nil
+	sort.Strings(names)
+	for _, name := range names {
+		if f := pi.Spec.Files[name]; f.Source != "" && f.Mode&0o111 != 0 {
+			if err := CheckBinary(f.Source, pi.Platform); err != nil {
+				return fmt.Errorf("/%s: %w", name, err)
+			}
+		}
 	}
-	return CheckBinary(f.Source, pi.Platform)
+	return nil
 }
 
 // ProductImages is the product image (see Product) for each platform, from that platform's

@@ -22,7 +22,8 @@ var (
 // unlike the product binary, whose arm64 build `make release` checks.
 const tinyProgram = "package main\n\nfunc main() { println(\"tiny\") }\n"
 
-// tinyBinaries cross-compiles tinyProgram for linux/amd64 and linux/arm64.
+// tinyBinaries cross-compiles tinyProgram for linux/amd64 and linux/arm64, each into a
+// directory of its own as vault-injector, with the same program beside it as the agent's binary.
 func tinyBinaries(t *testing.T) map[Platform]string {
 	t.Helper()
 	dir := t.TempDir()
@@ -32,12 +33,22 @@ func tinyBinaries(t *testing.T) map[Platform]string {
 	}
 	bins := map[Platform]string{}
 	for _, p := range []Platform{linuxAMD64, linuxARM64} {
-		bin := filepath.Join(dir, p.Arch)
+		if err := os.Mkdir(filepath.Join(dir, p.Arch), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, p.Arch, "vault-injector")
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, src)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("cross-compile a tiny program for %s: %v\n%s", p, err, out)
+		}
+		b, err := os.ReadFile(bin)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, p.Arch, AgentBinary), b, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 		bins[p] = bin
 	}
@@ -102,13 +113,15 @@ func TestWriteIndex(t *testing.T) {
 			if got := strings.Join(cf.Config.Entrypoint, " "); got != "/vault-injector" {
 				t.Errorf("entrypoint %q", got)
 			}
-			_, bin := fileInImage(t, img, "vault-injector")
-			f, err := elf.NewFile(bytes.NewReader(bin))
-			if err != nil {
-				t.Fatalf("/vault-injector is not an ELF file: %v", err)
-			}
-			if f.Machine != machine {
-				t.Errorf("/vault-injector of the %s image is for %s, want %s", p, f.Machine, machine)
+			for _, name := range []string{"vault-injector", AgentBinary} {
+				_, bin := fileInImage(t, img, name)
+				f, err := elf.NewFile(bytes.NewReader(bin))
+				if err != nil {
+					t.Fatalf("/%s is not an ELF file: %v", name, err)
+				}
+				if f.Machine != machine {
+					t.Errorf("/%s of the %s image is for %s, want %s", name, p, f.Machine, machine)
+				}
 			}
 		})
 	}
@@ -132,6 +145,13 @@ func TestWriteIndexRefuses(t *testing.T) {
 		{"binaries swapped", "", "example.test/vi:1",
 			[]PlatformImage{product(linuxAMD64, bins[linuxARM64]), product(linuxARM64, bins[linuxAMD64])},
 			"is a binary for EM_AARCH64, the linux/amd64 image needs EM_X86_64"},
+		{"agent's binary for the wrong CPU", "", "example.test/vi:1",
+			[]PlatformImage{{Platform: linuxAMD64, Spec: func() Spec {
+				s := Product("example.test/vi:1", bins[linuxAMD64])
+				s.Files[AgentBinary] = File{Mode: 0o755, Source: filepath.Join(filepath.Dir(bins[linuxARM64]), AgentBinary)}
+				return s
+			}()}},
+			"/vault-injector-agent: " + filepath.Join(filepath.Dir(bins[linuxARM64]), AgentBinary) + " is a binary for EM_AARCH64"},
 		{"platform twice", "", "example.test/vi:1",
 			[]PlatformImage{product(linuxAMD64, bins[linuxAMD64]), product(linuxAMD64, bins[linuxAMD64])},
 			"platform linux/amd64 given twice"},

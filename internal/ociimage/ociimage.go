@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -168,13 +169,20 @@ func layer(files map[string]File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Product is the vault-injector image: the static binary, run as a non-root user, and the
-// public CAs (so the agent verifies a publicly trusted Vault without a CA ConfigMap).
+// AgentBinary is the name of the agent's binary (cmd/vault-injector-agent), in the image and
+// beside the main binary wherever that is built.
+const AgentBinary = "vault-injector-agent"
+
+// Product is the vault-injector image: the static binary (the webhook's entrypoint), the
+// agent's binary that injected containers run (read from binary's directory), run as a non-root
+// user, and the public CAs (so the agent verifies a publicly trusted Vault without a CA
+// ConfigMap).
 func Product(tag, binary string) Spec {
 	return Spec{
 		Tag: tag,
 		Files: map[string]File{
 			"vault-injector": {Mode: 0o755, Source: binary},
+			AgentBinary:      {Mode: 0o755, Source: filepath.Join(filepath.Dir(binary), AgentBinary)},
 			"etc/passwd":     {Mode: 0o644, Content: []byte("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n")},
 			CABundlePath:     {Mode: 0o644, Generate: CABundle},
 		},

@@ -193,7 +193,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--token-auth-file", p+"/tokens.csv",
 		"--authorization-mode", "Node,RBAC",
 		"--enable-admission-plugins", "NodeRestriction,PodSecurity",
-		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+		"--service-account-issuer", ServiceAccountIssuer,
 		"--service-account-key-file", p+"/sa.pub", "--service-account-signing-key-file", p+"/sa.key",
 		"--allow-privileged=true", "--profiling=false"); err != nil {
 		return nil, err

@@ -110,3 +110,11 @@ func writeKeyPair(privFile, pubFile string) error {
 	}
 	return os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pb}), 0o600)
 }
+
+// ServiceAccountIssuer is the API server's --service-account-issuer: the iss claim of every
+// service-account token of the test cluster.
+const ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+
+// ServiceAccountPublicKeyFile is the PEM public key the API server signs service-account
+// tokens with (--service-account-key-file): what Vault's jwt auth validates them with.
+func (c *Cluster) ServiceAccountPublicKeyFile() string { return filepath.Join(c.Dir, "pki", "sa.pub") }

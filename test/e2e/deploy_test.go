@@ -94,6 +94,8 @@ func TestDeployManifestsServerSideDryRun(t *testing.T) {
 		{"helm/cert-manager", helmTemplate(chart, "--set", "certs.mode=certManager")},
 		{"helm/options", helmTemplate(chart, "--set", "networkPolicy.enabled=true", "--set", "serviceMonitor.enabled=true", "--set", "webhook.sidecarStyle=classic",
 			"--set", "webhookConfiguration.failurePolicy=Ignore", "--set", "replicaCount=3")},
+		{"helm/policy", helmTemplate(chart, "--set", "policy.enabled=true", "--set", "policy.namespaceLabels=true",
+			"--set-file", "policy.file="+filepath.Join(root, "deploy/kustomize/components/policy/policy.yaml"))},
 		{"kustomize/self-signed", kustomize(filepath.Join(root, "deploy/kustomize/overlays/self-signed"))},
 		{"kustomize/cert-manager", kustomize(filepath.Join(root, "deploy/kustomize/overlays/cert-manager"))},
 	}

@@ -69,6 +69,9 @@ func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
 		plural := strings.ToLower(gvk.Kind) + "s"
+		if p, ok := strings.CutSuffix(plural, "ys"); ok {
+			plural = p + "ies" // validatingadmissionpolicies
+		}
 		if gvk.Kind == "PodDisruptionBudget" {
 			continue // one replica
 		}
@@ -156,7 +159,8 @@ func TestHelmInstallRunsTheWebhookInAPod(t *testing.T) {
 
 func namespaced(kind string) bool {
 	switch kind {
-	case "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "Namespace":
+	case "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "Namespace",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 		return false
 	}
 	return true

@@ -207,7 +207,9 @@ func restartWebhook(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(env.binary, "webhook", "--listen="+env.webhookAddr, "--tls-cert-file="+env.certFile, "--tls-key-file="+env.keyFile,
-		"--vault-address="+env.vault.Addr, "--agent-image="+agentImage, "--agent-image-pull-policy=Never", "--log-level=debug")
+		"--vault-address="+env.vault.Addr, "--agent-image="+agentImage, "--agent-image-pull-policy=Never", "--log-level=debug",
+		// --env-style=auto (the default) watches the nodes: the test cluster runs its kubelet.
+		"--kubeconfig="+env.c.AdminKubeconfig())
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

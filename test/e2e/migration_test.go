@@ -125,7 +125,8 @@ func startExtraWebhook(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(env.binary, append([]string{"webhook", "--listen=" + addr, "--tls-cert-file=" + env.certFile, "--tls-key-file=" + env.keyFile,
-		"--vault-address=" + env.vault.Addr, "--agent-image=" + agentImage, "--agent-image-pull-policy=Never"}, args...)...)
+		"--vault-address=" + env.vault.Addr, "--agent-image=" + agentImage, "--agent-image-pull-policy=Never",
+		"--kubeconfig=" + env.c.AdminKubeconfig()}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

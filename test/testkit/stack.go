@@ -48,7 +48,9 @@ func BuildImages(dir string) (binary string, images []string, err error) {
 	}
 	binary = filepath.Join(dir, "vault-injector")
 	pause := filepath.Join(dir, "pause")
-	for out, pkg := range map[string]string{binary: "./cmd/vault-injector", pause: "./test/images/pause"} {
+	// ociimage.Product takes the agent's binary from beside the main one.
+	agentBin := filepath.Join(dir, ociimage.AgentBinary)
+	for out, pkg := range map[string]string{binary: "./cmd/vault-injector", agentBin: "./cmd/vault-injector-agent", pause: "./test/images/pause"} {
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

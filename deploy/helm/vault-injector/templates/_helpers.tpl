@@ -188,6 +188,7 @@ configuration.
 - {{ printf "--shutdown-grace=%s" $w.shutdownGrace | quote }}
 - {{ printf "--max-requests-in-flight=%d" (int64 $w.maxRequestsInFlight) | quote }}
 - {{ printf "--max-in-flight-bytes=%s" $w.maxInFlightBytes | quote }}
+- {{ printf "--env-style=%s" $w.envStyle | quote }}
 {{- with include "vault-injector.tlsMountPath" . }}
 - "--cert-mode=files"
 - {{ printf "--tls-cert-file=%s/tls.crt" . | quote }}
@@ -213,6 +214,12 @@ configuration.
 {{- end }}
 {{- with .Values.certs.selfManaged.ipAddresses }}
 - {{ printf "--cert-ip-addresses=%s" (join "," .) | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.policy.enabled }}
+- {{ printf "--policy-configmap=%s/%s-policy" .Release.Namespace (include "vault-injector.fullname" .) | quote }}
+{{- if .Values.policy.namespaceLabels }}
+- "--policy-namespace-labels"
 {{- end }}
 {{- end }}
 {{- range $w.extraArgs }}

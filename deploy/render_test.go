@@ -27,8 +27,8 @@ import (
 const (
 	helmVersion = "v3.22.0" // test/tools/build.sh
 	chart       = "helm/vault-injector"
-	// kubeVersion is the oldest the kustomize base supports (preStop sleep, matchConditions):
-	// from it on, the chart renders every feature the base has.
+	// kubeVersion is the oldest the chart and the kustomize base support (preStop sleep,
+	// matchConditions; the e2e suite's older minor).
 	kubeVersion = "1.30.0"
 )
 

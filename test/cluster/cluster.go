@@ -25,9 +25,8 @@ import (
 	"github.com/vault-injector/vault-injector/internal/procstat"
 )
 
-// Versions of the tools, matching test/tools/build.sh.
+// Versions of the tools, matching test/tools/build.sh (Kubernetes: see KubernetesVersion).
 const (
-	K8sVersion        = "v1.37.2"
 	ContainerdVersion = "v2.4.2"
 	NodeName          = "127.0.0.1"
 	PauseImage        = "e2e.local/pause:1"
@@ -48,9 +47,18 @@ func ToolsDir() string {
 func Tool(dir, name string) (string, error) {
 	p := filepath.Join(ToolsDir(), dir, "bin", name)
 	if _, err := os.Stat(filepath.Join(ToolsDir(), dir, ".done")); err != nil {
-		return "", fmt.Errorf("%s is not built (%s missing): run make tools", name, p)
+		return "", fmt.Errorf("%s is not built (%s missing): run make tools (with %s=%s if that is the release wanted)", name, p, VersionEnv, os.Getenv(VersionEnv))
 	}
 	return p, nil
+}
+
+// schedulerDir is where the release's kube-scheduler is: built with the other servers, or, in
+// caches from before that, in an entry of its own.
+func schedulerDir(v Version) string {
+	if _, err := os.Stat(filepath.Join(ToolsDir(), "kubernetes-"+v.String(), "bin", "kube-scheduler")); err == nil {
+		return "kubernetes-" + v.String()
+	}
+	return "kube-scheduler-" + v.String()
 }
 
 // Cluster is a running stack.
@@ -62,6 +70,8 @@ type Cluster struct {
 	Client    kubernetes.Interface
 	// AdminToken authenticates as a cluster admin (system:masters).
 	AdminToken string
+	// Version is the Kubernetes release of every server of the stack.
+	Version Version
 	// Timings and figures for the notes.
 	ReadyAfter time.Duration
 
@@ -101,10 +111,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the test cluster needs root (kubelet, containerd, cgroups, mounts)")
 	}
+	version, err := KubernetesVersion()
+	if err != nil {
+		return nil, err
+	}
+	k8s := "kubernetes-" + version.String()
 	bins := map[string]string{}
 	for _, t := range [][2]string{
-		{"kubernetes-" + K8sVersion, "kube-apiserver"}, {"kubernetes-" + K8sVersion, "kube-controller-manager"}, {"kubernetes-" + K8sVersion, "kubelet"},
-		{"kube-scheduler-" + K8sVersion, "kube-scheduler"},
+		{k8s, "kube-apiserver"}, {k8s, "kube-controller-manager"}, {k8s, "kubelet"},
+		{schedulerDir(version), "kube-scheduler"},
 		{"containerd-" + ContainerdVersion, "containerd"}, {"containerd-" + ContainerdVersion, "ctr"}, {"containerd-" + ContainerdVersion, "containerd-shim-runc-v2"},
 	} {
 		p, err := Tool(t[0], t[1])
@@ -134,7 +149,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	c = &Cluster{Dir: dir, lock: lock, byName: map[string]*Process{}, ctr: bins["ctr"], logOutput: logw, sysctls: map[string]string{}}
+	c = &Cluster{Dir: dir, Version: version, lock: lock, byName: map[string]*Process{}, ctr: bins["ctr"], logOutput: logw, sysctls: map[string]string{}}
 	defer func() {
 		if err != nil {
 			c.DumpLogs(logw)
@@ -142,7 +157,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		}
 	}()
 	start := time.Now()
-	c.progress("starting a one-node cluster in %s", dir)
+	c.progress("starting a one-node Kubernetes %s cluster in %s", version, dir)
 	for _, d := range []string{"pki", "logs", "etcd", "containerd", "cni/net.d", "kubelet", "pod-logs", "kubelet-plugins"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
@@ -196,11 +211,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
 		"--authentication-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"), "--authorization-kubeconfig", filepath.Join(dir, "kcm.kubeconfig"),
 		"--bind-address", "127.0.0.1", "--secure-port", kcmPort, "--leader-elect=false",
-		"--controllers", "serviceaccount,root-ca-cert-publisher,deployment,replicaset,job,cronjob,endpointslice,garbagecollector,namespace,ttl-after-finished",
+		"--controllers", "serviceaccount,serviceaccount-token,root-ca-cert-publisher,deployment,replicaset,job,cronjob,endpointslice,garbagecollector,namespace,ttl-after-finished",
 		"--root-ca-file", p+"/ca.crt", "--use-service-account-credentials=false",
-		// The token controller (always on, but idle without a signing key) fills Secrets of
-		// type kubernetes.io/service-account-token: the long-lived reviewer token that
-		// deploy/examples/vault-setup.sh gives Vault.
+		// The token controller fills Secrets of type kubernetes.io/service-account-token: the
+		// long-lived reviewer token that deploy/examples/vault-setup.sh gives Vault. It needs
+		// the signing key, and up to 1.30 at least it must be named in --controllers (later
+		// releases start it whenever the key is set).
 		"--service-account-private-key-file", p+"/sa.key",
 		"--concurrent-gc-syncs", "5"); err != nil {
 		return nil, err

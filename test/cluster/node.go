@@ -97,9 +97,30 @@ func (c *Cluster) noteHostDir(d string) {
 }
 
 func (c *Cluster) startKubelet(ctx context.Context, bin string) error {
+	cfg := kubeletConfig(c.Dir, c.sock, c.Version)
+	if err := os.WriteFile(filepath.Join(c.Dir, "kubelet-config.yaml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	// The kubelet changes these sysctls and creates these host paths: put them back at Stop.
+	for _, k := range []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"} {
+		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
+			c.sysctls[k] = strings.TrimSpace(string(b))
+		}
+	}
+	for _, d := range []string{"/var/lib/kubelet", "/var/log/containers", "/usr/libexec/kubernetes"} {
+		c.noteHostDir(d)
+	}
+	_, err := c.start("kubelet", bin, "--config", filepath.Join(c.Dir, "kubelet-config.yaml"),
+		"--kubeconfig", filepath.Join(c.Dir, "kubelet.kubeconfig"),
+		"--hostname-override", NodeName, "--root-dir", filepath.Join(c.Dir, "kubelet"),
+		"--cert-dir", filepath.Join(c.Dir, "kubelet", "pki"), "--v=1")
+	return err
+}
+
+// kubeletConfig is the KubeletConfiguration of the node, with only the fields release v has.
+func kubeletConfig(dir, sock string, v Version) string {
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-failCgroupV1: false
 cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix://%[2]s
 imageServiceEndpoint: unix://%[2]s
@@ -130,25 +151,11 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 nodeStatusReportFrequency: 10s
 shutdownGracePeriod: 0s
-# Restart crashed containers after 1 s instead of 10 s doubling to 5 min (beta, on by default
-# since 1.35), so tests that kill an agent several times take seconds.
-crashLoopBackOff: {maxContainerRestartPeriod: 1s}
-`, c.Dir, c.sock, kubeletPort)
-	if err := os.WriteFile(filepath.Join(c.Dir, "kubelet-config.yaml"), []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	// The kubelet changes these sysctls and creates these host paths: put them back at Stop.
-	for _, k := range []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"} {
-		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
-			c.sysctls[k] = strings.TrimSpace(string(b))
+`, dir, sock, kubeletPort)
+	for _, f := range kubeletExtraConfig {
+		if v.AtLeast(f.since) {
+			cfg += f.yaml + "\n"
 		}
 	}
-	for _, d := range []string{"/var/lib/kubelet", "/var/log/containers", "/usr/libexec/kubernetes"} {
-		c.noteHostDir(d)
-	}
-	_, err := c.start("kubelet", bin, "--config", filepath.Join(c.Dir, "kubelet-config.yaml"),
-		"--kubeconfig", filepath.Join(c.Dir, "kubelet.kubeconfig"),
-		"--hostname-override", NodeName, "--root-dir", filepath.Join(c.Dir, "kubelet"),
-		"--cert-dir", filepath.Join(c.Dir, "kubelet", "pki"), "--v=1")
-	return err
+	return cfg
 }

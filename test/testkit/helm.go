@@ -25,7 +25,11 @@ func HelmTemplate(t *testing.T, chart, namespace string, args ...string) []byte 
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := append([]string{"template", "vault-injector", chart, "--namespace", namespace, "--kube-version", strings.TrimPrefix(cluster.K8sVersion, "v")}, args...)
+	version, err := cluster.KubernetesVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append([]string{"template", "vault-injector", chart, "--namespace", namespace, "--kube-version", strings.TrimPrefix(version.String(), "v")}, args...)
 	cmd := exec.Command(helm, full...)
 	// No helm settings of the developer's leak in.
 	home := t.TempDir()

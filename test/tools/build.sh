@@ -2,14 +2,20 @@
 # Builds or installs the tools the e2e cluster and the agent's differential test need, into
 # ${VAULT_INJECTOR_CACHE:-$HOME/.cache/vault-injector}/tools/<name>-<version>/, outside the clone,
 # so every checkout reuses them. A tool whose stamp file exists is skipped: a second run is a no-op.
-# Usage: test/tools/build.sh [tool...]   (tools: debs k8s k8s-scheduler containerd vault consul-template helm)
+# Usage: [KUBERNETES_VERSION=1.30.14] test/tools/build.sh [tool...]
+#   (tools: debs k8s k8s-scheduler containerd vault consul-template helm)
+# KUBERNETES_VERSION (default 1.37.2) picks the Kubernetes release; each minor has its wrapper
+# module in test/tools/k8s/v1.<minor>, and its binaries are cached by version.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VAULT_INJECTOR_CACHE:-$HOME/.cache/vault-injector}
 tools=$cache/tools
 mkdir -p "$tools"
 
-K8S_VERSION=v1.37.2
+# The newest supported minor; helm's render default follows it whatever KUBERNETES_VERSION says.
+DEFAULT_K8S_VERSION=v1.37.2
+K8S_VERSION=${KUBERNETES_VERSION:-$DEFAULT_K8S_VERSION}
+K8S_VERSION=v${K8S_VERSION#v}
 CONTAINERD_VERSION=v2.4.2
 VAULT_VERSION=v1.19.5
 CONSUL_TEMPLATE_VERSION=v0.41.1
@@ -48,28 +54,64 @@ debs() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
 }
 
-build_k8s() {
-	local out=$1 minor ld p b
-	minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-	ld="-s -w"
-	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-	done
-	for b in kubelet kube-apiserver kube-controller-manager; do
-		say "  $b"
-		(cd "$here/k8s" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$out/bin/$b" "k8s.io/kubernetes/cmd/$b")
-	done
+# k8s_version_check: a release version (1.30.14), and the wrapper module of its minor.
+k8s_version_check() {
+	if ! [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.([0-9]+)$ ]]; then
+		echo "KUBERNETES_VERSION=${KUBERNETES_VERSION:-} is not a Kubernetes release: expected MAJOR.MINOR.PATCH such as 1.37.2 or 1.30.14" >&2
+		exit 2
+	fi
+	K8S_MINOR=${BASH_REMATCH[1]}
+	K8S_MODULE=$here/k8s/v1.$K8S_MINOR
+	if [ ! -f "$K8S_MODULE/go.mod" ]; then
+		echo "KUBERNETES_VERSION=${K8S_VERSION#v}: no wrapper module for minor 1.$K8S_MINOR (expected $K8S_MODULE/go.mod; have: $(cd "$here/k8s" && echo v1.*))" >&2
+		exit 2
+	fi
 }
 
-# The scheduler is its own cache entry so caches built before it was added stay valid.
-build_k8s_scheduler() {
-	local out=$1 minor ld p
-	minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-	ld="-s -w"
+k8s_ldflags() {
+	local ld="-s -w" p
 	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+		ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$K8S_MINOR -X $p.gitTreeState=clean"
 	done
-	(cd "$here/k8s" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$out/bin/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler)
+	echo "$ld"
+}
+
+# k8s_module_dir: the wrapper module of the minor, or, for another patch release of that minor,
+# a copy of it re-pinned to that release (k8s.io/kubernetes and every staging module at
+# v0.<minor>.<patch>): the proxy serves them, and go.sum is completed by -mod=mod.
+k8s_module_dir() {
+	local pinned dir m
+	pinned=$(cd "$K8S_MODULE" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+	if [ "$pinned" = "$K8S_VERSION" ]; then echo "$K8S_MODULE"; return; fi
+	dir=$1/module
+	mkdir -p "$dir"
+	cp "$K8S_MODULE/go.mod" "$K8S_MODULE/go.sum" "$K8S_MODULE/tools.go" "$dir/"
+	(cd "$dir" && go mod edit -require="k8s.io/kubernetes@$K8S_VERSION" &&
+		for m in $(awk '$2 == "=>" && $1 ~ /^k8s\.io\// {print $1}' go.mod); do
+			go mod edit -replace="$m=$m@v0.${K8S_VERSION#v1.}"
+		done)
+	echo "$dir"
+}
+
+# All four commands in one go build: the packages they share compile once and the links run in
+# parallel (a cold build per command recompiled nothing but linked one at a time).
+build_k8s() {
+	local out=$1 dir
+	dir=$(k8s_module_dir "$out")
+	say "  kubelet kube-apiserver kube-controller-manager kube-scheduler (module $dir)"
+	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/bin/" \
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+	rm -rf "$out/module"
+}
+
+# Caches built before the scheduler joined build_k8s keep it in its own entry; a kubernetes
+# entry that has it needs nothing more. The harness looks in both places.
+build_k8s_scheduler() {
+	local out=$1 dir
+	dir=$(k8s_module_dir "$out")
+	(cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/bin/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler)
+	rm -rf "$out/module"
 }
 
 build_containerd() {
@@ -96,7 +138,7 @@ build_consul_template() {
 # v1.20 when rendering.
 build_helm() {
 	local minor ld
-	minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+	minor=$(echo "$DEFAULT_K8S_VERSION" | cut -d. -f2)
 	ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 	ld="$ld -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 	ld="$ld -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
@@ -107,8 +149,14 @@ want=${*:-debs k8s k8s-scheduler containerd vault consul-template helm}
 for t in $want; do
 	case $t in
 	debs) debs ;;
-	k8s) done_or_build "kubernetes $K8S_VERSION" "$tools/kubernetes-$K8S_VERSION" build_k8s "~7 min" ;;
-	k8s-scheduler) done_or_build "kube-scheduler $K8S_VERSION" "$tools/kube-scheduler-$K8S_VERSION" build_k8s_scheduler "~1 min" ;;
+	k8s) k8s_version_check; done_or_build "kubernetes $K8S_VERSION" "$tools/kubernetes-$K8S_VERSION" build_k8s "7-20 min" ;;
+	k8s-scheduler)
+		k8s_version_check
+		if [ -x "$tools/kubernetes-$K8S_VERSION/bin/kube-scheduler" ]; then
+			say "kube-scheduler $K8S_VERSION: cached in $tools/kubernetes-$K8S_VERSION"
+		else
+			done_or_build "kube-scheduler $K8S_VERSION" "$tools/kube-scheduler-$K8S_VERSION" build_k8s_scheduler "~1 min"
+		fi ;;
 	containerd) done_or_build "containerd $CONTAINERD_VERSION" "$tools/containerd-$CONTAINERD_VERSION" build_containerd "~1-2 min" ;;
 	vault) done_or_build "vault $VAULT_VERSION" "$tools/vault-$VAULT_VERSION" build_vault "10-15 min" ;;
 	consul-template) done_or_build "consul-template $CONSUL_TEMPLATE_VERSION" "$tools/consul-template-$CONSUL_TEMPLATE_VERSION" build_consul_template "~2 min" ;;

@@ -1,7 +1,8 @@
-// Wrapper module that builds kube-apiserver, kube-controller-manager and kubelet for the e2e
-// cluster. The k8s.io/kubernetes module zip has no staging/ directory, so every staging module
-// is replaced by its published release of the same minor.
-module vault-injector.io/test/tools/k8s
+// Wrapper module that builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet
+// v1.37 (the newest supported minor, the default) for the e2e cluster. The k8s.io/kubernetes
+// module zip has no staging/ directory, so every staging module is replaced by its published
+// release of the same minor.
+module vault-injector.io/test/tools/k8s/v1.37
 
 go 1.26.0
 

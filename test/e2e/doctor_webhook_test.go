@@ -46,7 +46,8 @@ func TestDoctorWebhookPodsThroughPortForward(t *testing.T) {
 			Containers: []corev1.Container{{
 				Name: "webhook", Image: agentImage, ImagePullPolicy: corev1.PullNever,
 				Args: []string{"webhook", "--listen=127.0.0.1:" + port, "--tls-cert-file=/certs/tls.crt", "--tls-key-file=/certs/tls.key",
-					"--vault-address=" + env.vault.Addr, "--agent-image=" + agentImage},
+					// Its service account may read nothing: a fixed env style, no nodes to watch.
+					"--vault-address=" + env.vault.Addr, "--agent-image=" + agentImage, "--env-style=file"},
 				Ports:           []corev1.ContainerPort{{Name: "https", ContainerPort: portNum, HostPort: portNum}},
 				SecurityContext: &corev1.SecurityContext{RunAsUser: &root},
 				VolumeMounts:    []corev1.VolumeMount{{Name: "certs", MountPath: "/certs", ReadOnly: true}},

@@ -96,7 +96,9 @@ func TestAdmissionPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	kubeconfig := policyReaderKubeconfig(t, home, cm.Name)
-	addr := startExtraWebhook(t, "--policy-configmap="+home+"/"+cm.Name, "--kubeconfig="+kubeconfig)
+	// The policy reader's token may read that ConfigMap and nothing else: no nodes to watch, so
+	// the env style is fixed.
+	addr := startExtraWebhook(t, "--policy-configmap="+home+"/"+cm.Name, "--kubeconfig="+kubeconfig, "--env-style=file")
 	conditions := []admissionregistrationv1.MatchCondition{{Name: "has-injector-annotation",
 		Expression: "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('vault-injector.io/'))"}}
 	mwc := webhookConfiguration("policy.vault-injector.io", "https://"+addr+"/mutate", admissionregistrationv1.Fail, conditions, map[string]string{policyLabel: "enabled"})

@@ -19,7 +19,7 @@ export KUBERNETES_VERSION
 # its scenarios, is what costs (README, "Measured"). The scenarios whose behaviour depends on the
 # release, for a shorter run: $(VERSION_SCENARIOS).
 E2E_RUN ?=
-VERSION_SCENARIOS := TestClusterRunsRequestedVersion|TestEnvVariablesFromVault|TestOneLeasePerPod|TestJobCompletes|TestDeletionOrder|TestWebhookDownSparesUnannotatedPods|TestDeployManifestsServerSideDryRun|TestHelmInstallRunsTheWebhookInAPod
+VERSION_SCENARIOS := TestClusterRunsRequestedVersion|TestEnvVariablesFromVault|TestEnvRestartOnChange|TestOneLeasePerPod|TestJobCompletes|TestDeletionOrder|TestWebhookDownSparesUnannotatedPods|TestDeployManifestsServerSideDryRun|TestHelmInstallRunsTheWebhookInAPod
 OLDEST_E2E_RUN ?=
 IMAGE_PLATFORMS := linux/amd64 linux/arm64
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64

@@ -1,6 +1,11 @@
 //go:build tools
 
-// Package tools keeps github.com/hashicorp/vault in this wrapper module's requirements.
+// Package tools keeps in this wrapper module's requirements the vault server and the two
+// plugins the tests need that a minimal server lacks (test/tools/build.sh, build_vault).
 package tools
 
-import _ "github.com/hashicorp/vault"
+import (
+	_ "github.com/hashicorp/vault"
+	_ "github.com/hashicorp/vault-plugin-auth-kubernetes/cmd/vault-plugin-auth-kubernetes"
+	_ "github.com/hashicorp/vault/plugins/database/postgresql/postgresql-database-plugin"
+)

@@ -31,21 +31,26 @@ platform_bin = bin/$(subst /,-,$(1))/vault-injector
 
 all: build
 
-# The CLI and webhook binary, and beside it the agent's (what injected containers run: the agent
-# face without the webhook's libraries, cmd/vault-injector-agent).
+# The CLI, and beside it the binaries the image runs: the webhook alone (the CLI built with the
+# tag webhookonly, which the Deployment runs) and the agent's (what injected containers run:
+# cmd/vault-injector-agent). Neither links the other faces' libraries.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vault-injector ./cmd/vault-injector
+	CGO_ENABLED=0 $(GO) build -trimpath -tags webhookonly -ldflags '$(LDFLAGS)' -o bin/vault-injector-webhook ./cmd/vault-injector
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vault-injector-agent ./cmd/vault-injector-agent
 
 tools:
 	test/tools/build.sh
 
 # Static binaries for one platform, cross-compiled: bin/linux-arm64/vault-injector and, for the
-# image, bin/linux-arm64/vault-injector-agent beside it. Always handed to go build (FORCE), whose
-# cache makes an unchanged rebuild take a second.
+# image, bin/linux-arm64/vault-injector-agent and -webhook beside it. Always handed to go build
+# (FORCE), whose cache makes an unchanged rebuild take a second.
 bin/%/vault-injector: FORCE
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
 		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/vault-injector
+bin/%/vault-injector-webhook: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
+		$(GO) build -trimpath -tags webhookonly -ldflags '$(LDFLAGS)' -o $@ ./cmd/vault-injector
 bin/%/vault-injector-agent: FORCE
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
 		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/vault-injector-agent
@@ -53,7 +58,7 @@ bin/%/vault-injector-agent: FORCE
 # The product image for linux/amd64 and linux/arm64 (an image index), written without Docker
 # (go-containerregistry): an OCI image layout, and the same as one tar file that
 # `ctr -n k8s.io images import` loads (unpacking the host's platform).
-image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)) $(call platform_bin,$(p))-agent)
+image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)) $(call platform_bin,$(p))-agent $(call platform_bin,$(p))-webhook)
 	$(GO) run ./hack/image --tag $(IMAGE) --layout bin/vault-injector-image --archive bin/vault-injector-image.tar \
 		$(foreach p,$(IMAGE_PLATFORMS),--platform $(p)=$(call platform_bin,$(p)))
 
@@ -61,7 +66,7 @@ image: $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p)) $(call platform_
 # $(RELEASE_PLATFORMS), the image (OCI layout and its tar), the packaged chart, SHA256SUMS;
 # then the artifacts are checked (hack/release/release_test.go, build tag release: platforms
 # and CPUs, helm lint + template of the package, checksums). Only helm is needed from the tools.
-release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p))) $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p))-agent)
+release: $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p))) $(foreach p,$(IMAGE_PLATFORMS),$(call platform_bin,$(p))-agent $(call platform_bin,$(p))-webhook)
 	test/tools/build.sh helm
 	$(GO) run ./hack/release --version $(VERSION) --tag $(IMAGE) --out $(RELEASE_DIR) --helm $(HELM) \
 		--chart deploy/helm/vault-injector $(foreach p,$(RELEASE_PLATFORMS),--binary $(p)=$(call platform_bin,$(p)))
@@ -84,11 +89,10 @@ e2e: tools build
 scale: tools build
 	$(GO) test -count=1 -tags scale -timeout 20m ./test/scale -v
 
+# unit, e2e, scale, then e2e on the oldest minor, whose Kubernetes builds in the background
+# meanwhile (test/tools/test.sh).
 test: tools
-	$(MAKE) unit
-	$(MAKE) e2e
-	$(MAKE) scale
-	$(MAKE) e2e KUBERNETES_VERSION=$(KUBERNETES_OLDEST) E2E_RUN='$(OLDEST_E2E_RUN)'
+	MAKE='$(MAKE)' OLDEST='$(KUBERNETES_OLDEST)' OLDEST_E2E_RUN='$(OLDEST_E2E_RUN)' test/tools/test.sh
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./patch/ ./webhook/

@@ -1,5 +1,7 @@
-// Command vault-injector is one binary with three faces: the admission webhook, the agent that
-// runs inside injected pods, and the offline injector.
+// Command vault-injector is the CLI: the admission webhook, the offline injector and migrator,
+// policy check, doctor, and the agent's faces. Built with the tag webhookonly it is
+// vault-injector-webhook, the webhook alone, which the chart's Deployment runs: none of the
+// other faces' libraries (Vault's API, templates, port-forwarding) are paged in while it serves.
 package main
 
 import (
@@ -19,9 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/vault-injector/vault-injector/agent"
-	"github.com/vault-injector/vault-injector/envexec"
-	"github.com/vault-injector/vault-injector/inject"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
 	"github.com/vault-injector/vault-injector/internal/memlimit"
 	"github.com/vault-injector/vault-injector/internal/pagetrim"
@@ -31,25 +30,6 @@ import (
 // version is set at build time (-X main.version=...).
 var version = "0.1.0"
 
-const usage = `vault-injector %s: HashiCorp Vault secrets in Kubernetes pods, without touching images.
-
-Usage:
-  vault-injector webhook [flags]        serve the mutating admission webhook (HTTPS)
-  vault-injector inject -f FILE|- [-n NAMESPACE] [flags]
-                                        inject offline: YAML in, injected YAML out
-  vault-injector migrate -f FILE|-      rewrite vault.hashicorp.com/ annotations to vault-injector.io/
-  vault-injector policy check -f POLICY [FILE...]
-                                        validate an admission policy and explain its decisions
-  vault-injector agent [flags]          run inside injected pods (auth, render, renew)
-  vault-injector exec -- cmd [args]     run inside app containers: cmd with the env file's variables
-  vault-injector doctor [KIND/]NAME | -f FILE | --all [-n NAMESPACE] [flags]
-                                        why a workload is or isn't injected, and whether its
-                                        identities can log in and read their paths
-  vault-injector version
-
-Run "vault-injector <command> --help" for a command's flags.
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
@@ -57,47 +37,41 @@ func main() {
 	os.Exit(code)
 }
 
+// command is one of the binary's faces beyond the webhook; it returns the exit code.
+type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, usage, version)
 		return 2
 	}
-	var err error
 	switch args[0] {
 	case "webhook":
-		err = runWebhook(ctx, args[1:], stderr)
-	case "inject":
-		err = runInject(args[1:], stdin, stdout, stderr)
-	case "migrate":
-		err = runMigrate(args[1:], stdin, stdout, stderr)
-	case "policy":
-		err = runPolicy(args[1:], stdin, stdout, stderr)
-	case "agent":
-		return agent.Main(ctx, args[1:], stdout, stderr)
-	case "exec":
-		return envexec.Main(args[1:], stdout, stderr)
-	case "doctor":
-		err = runDoctor(ctx, args[1:], stdin, stdout, stderr)
-		if code, ok := doctorExitCode(err); ok {
-			return code
-		}
+		return exitCode("webhook", runWebhook(ctx, args[1:], stderr), stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprintf(stdout, usage, version)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n"+usage, args[0], version)
-		return 2
 	}
+	// commands holds the CLI's other faces; the webhook-only build (tag webhookonly) has none.
+	if c, ok := commands[args[0]]; ok {
+		return c(ctx, args[1:], stdin, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n"+usage, args[0], version)
+	return 2
+}
+
+// exitCode prints a command's error and maps it to the exit code: 0 for none or --help.
+func exitCode(name string, err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	default:
-		fmt.Fprintf(stderr, "vault-injector %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "vault-injector %s: %v\n", name, err)
 		return 1
 	}
 }
@@ -194,74 +168,6 @@ func setMemoryLimit(log *slog.Logger) {
 
 // cgroupRoot is where the container's cgroup is mounted.
 const cgroupRoot = "/sys/fs/cgroup"
-
-func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := cliflags.New("inject", "inject -f FILE|- [-n NAMESPACE] [flags]")
-	fs.SetOutput(stderr)
-	var mf mutatorFlags
-	mf.register(fs)
-	var op offlinePolicy
-	op.register(fs, "admission policy file to apply, as the webhook would with --policy-configmap (empty: none)")
-	file := fs.String("f", "-", "YAML file to inject, - for stdin")
-	ns := fs.String("n", "", "namespace the objects would be created in (default: their own, else \"default\")")
-	if err := cliflags.Parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: give the file with -f", fs.Args())
-	}
-	m, err := mf.mutator()
-	if err != nil {
-		return err
-	}
-	offlineEnvStyle(m, mf.envStyleAuto())
-	if _, err := op.apply(m); err != nil {
-		return err
-	}
-	in, done, err := openInput(*file, stdin)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return inject.StreamWarn(in, stdout, stderr, m, *ns)
-}
-
-// runMigrate rewrites manifests written for HashiCorp's injector to our annotations. Objects
-// it cannot map are written unchanged and listed on stderr, and the exit code is 1.
-func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := cliflags.New("migrate", "migrate -f FILE|-")
-	fs.SetOutput(stderr)
-	file := fs.String("f", "-", "YAML file to rewrite, - for stdin")
-	if err := cliflags.Parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: give the file with -f", fs.Args())
-	}
-	in, done, err := openInput(*file, stdin)
-	if err != nil {
-		return err
-	}
-	defer done()
-	err = inject.Migrate(in, stdout)
-	var um *inject.UnmappedError
-	if errors.As(err, &um) {
-		return fmt.Errorf("written unchanged, since their annotations have no equivalent here:\n%w", err)
-	}
-	return err
-}
-
-// openInput opens the -f argument of inject and migrate: a file, or stdin for "-".
-func openInput(file string, stdin io.Reader) (io.Reader, func(), error) {
-	if file == "-" {
-		return stdin, func() {}, nil
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, func() { f.Close() }, nil
-}
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level

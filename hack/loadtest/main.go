@@ -35,7 +35,7 @@ import (
 )
 
 func main() {
-	bin := flag.String("binary", "bin/vault-injector", "vault-injector binary")
+	bin := flag.String("binary", "bin/vault-injector-webhook", "the webhook binary (make build: what the Deployment runs)")
 	concs := flag.String("concurrency", "16,64", "requests in flight: a comma list, one block each")
 	pods := flag.String("pods", podsSame+","+podsDistinct, "pod kinds, one block each: same (one review over and over) and distinct (a counter in one secret path)")
 	dur := flag.Duration("duration", 10*time.Second, "load per server per block, split over the rounds")

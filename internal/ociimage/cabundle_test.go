@@ -73,7 +73,7 @@ func imageFile(t *testing.T, path string) (*tar.Header, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "vault-injector")
-	for _, f := range []string{bin, filepath.Join(dir, AgentBinary)} {
+	for _, f := range []string{bin, filepath.Join(dir, AgentBinary), filepath.Join(dir, WebhookBinary)} {
 		if err := os.WriteFile(f, []byte("not really a binary"), 0o755); err != nil {
 			t.Fatal(err)
 		}

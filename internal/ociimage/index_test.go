@@ -44,11 +44,13 @@ func tinyBinaries(t *testing.T) map[Platform]string {
 			t.Fatalf("cross-compile a tiny program for %s: %v\n%s", p, err, out)
 		}
 		b, err := os.ReadFile(bin)
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, p.Arch, AgentBinary), b, 0o755)
-		}
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, name := range []string{AgentBinary, WebhookBinary} {
+			if err := os.WriteFile(filepath.Join(dir, p.Arch, name), b, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 		bins[p] = bin
 	}
@@ -113,7 +115,7 @@ func TestWriteIndex(t *testing.T) {
 			if got := strings.Join(cf.Config.Entrypoint, " "); got != "/vault-injector" {
 				t.Errorf("entrypoint %q", got)
 			}
-			for _, name := range []string{"vault-injector", AgentBinary} {
+			for _, name := range []string{"vault-injector", AgentBinary, WebhookBinary} {
 				_, bin := fileInImage(t, img, name)
 				f, err := elf.NewFile(bytes.NewReader(bin))
 				if err != nil {

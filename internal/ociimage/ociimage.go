@@ -173,8 +173,13 @@ func layer(files map[string]File) ([]byte, error) {
 // beside the main binary wherever that is built.
 const AgentBinary = "vault-injector-agent"
 
-// Product is the vault-injector image: the static binary (the webhook's entrypoint), the
-// agent's binary that injected containers run (read from binary's directory), run as a non-root
+// WebhookBinary is the name of the webhook's binary (cmd/vault-injector built with the tag
+// webhookonly), which the chart's Deployment runs; in the image and beside the main binary.
+const WebhookBinary = "vault-injector-webhook"
+
+// Product is the vault-injector image: the static CLI binary (the entrypoint), the webhook's and
+// the agent's binaries that the Deployment and injected containers run (read from binary's
+// directory), run as a non-root
 // user, and the public CAs (so the agent verifies a publicly trusted Vault without a CA
 // ConfigMap).
 func Product(tag, binary string) Spec {
@@ -183,6 +188,7 @@ func Product(tag, binary string) Spec {
 		Files: map[string]File{
 			"vault-injector": {Mode: 0o755, Source: binary},
 			AgentBinary:      {Mode: 0o755, Source: filepath.Join(filepath.Dir(binary), AgentBinary)},
+			WebhookBinary:    {Mode: 0o755, Source: filepath.Join(filepath.Dir(binary), WebhookBinary)},
 			"etc/passwd":     {Mode: 0o644, Content: []byte("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n")},
 			CABundlePath:     {Mode: 0o644, Generate: CABundle},
 		},

@@ -48,10 +48,15 @@ func BuildImages(dir string) (binary string, images []string, err error) {
 	}
 	binary = filepath.Join(dir, "vault-injector")
 	pause := filepath.Join(dir, "pause")
-	// ociimage.Product takes the agent's binary from beside the main one.
-	agentBin := filepath.Join(dir, ociimage.AgentBinary)
-	for out, pkg := range map[string]string{binary: "./cmd/vault-injector", agentBin: "./cmd/vault-injector-agent", pause: "./test/images/pause"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	// ociimage.Product takes the agent's and the webhook's binaries from beside the main one.
+	for _, b := range []struct{ out, pkg, tags string }{
+		{binary, "./cmd/vault-injector", ""},
+		{filepath.Join(dir, ociimage.AgentBinary), "./cmd/vault-injector-agent", ""},
+		{filepath.Join(dir, ociimage.WebhookBinary), "./cmd/vault-injector", "webhookonly"},
+		{pause, "./test/images/pause", ""},
+	} {
+		out, pkg := b.out, b.pkg
+		cmd := exec.Command("go", "build", "-trimpath", "-tags="+b.tags, "-ldflags", "-s -w", "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {

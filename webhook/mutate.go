@@ -6,8 +6,6 @@ package webhook
 import (
 	"fmt"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/vault-injector/vault-injector/agentconfig"
@@ -71,65 +69,7 @@ type Mutator struct {
 	once     sync.Once
 	builders map[agentconfig.EnvStyle]*patch.Builder
 
-	reqMu    sync.Mutex
-	requests map[string]*agentconfig.Request
-}
-
-// Requests are memoised by the pod's annotations under our prefix, which decide them entirely:
-// the pods of one Deployment carry the same ones, so most admissions parse and encode nothing.
-// The memo is bounded in entries and in key size (templates can be long).
-const (
-	requestMemo       = 256
-	requestMemoKeyMax = 16 << 10
-)
-
-// request parses the annotations, or returns the request parsed for the same ones before.
-func (m *Mutator) request(ann map[string]string) (*agentconfig.Request, error) {
-	key := annotationKey(ann)
-	m.reqMu.Lock()
-	req, ok := m.requests[key]
-	m.reqMu.Unlock()
-	if ok {
-		return req, nil
-	}
-	req, err := agentconfig.FromAnnotations(ann, m.Defaults)
-	if err != nil || req == nil {
-		return req, err
-	}
-	if b, err := req.Agent.Marshal(); err == nil {
-		req.AgentJSON = b
-	}
-	if len(key) <= requestMemoKeyMax {
-		m.reqMu.Lock()
-		if m.requests == nil || len(m.requests) >= requestMemo {
-			m.requests = make(map[string]*agentconfig.Request, requestMemo)
-		}
-		m.requests[key] = req
-		m.reqMu.Unlock()
-	}
-	return req, nil
-}
-
-// annotationKey is the pod's annotations under our prefix, sorted, as one string.
-func annotationKey(ann map[string]string) string {
-	keys := make([]string, 0, 8)
-	n := 0
-	for k, v := range ann {
-		if strings.HasPrefix(k, agentconfig.Prefix) {
-			keys = append(keys, k)
-			n += len(k) + len(v) + 2
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.Grow(n)
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(ann[k])
-		b.WriteByte(0)
-	}
-	return b.String()
+	memo requestMemo
 }
 
 // DefaultExcludedNamespaces are namespaces where injection would be unsafe: a broken webhook

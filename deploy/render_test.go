@@ -204,6 +204,8 @@ func TestChartMatchesKustomize(t *testing.T) {
 			[]string{"--set", "policy.enabled=true", "--set-file", "policy.file=kustomize/components/policy/policy.yaml"}},
 		{"policy, cert-manager", "kustomize/overlays/cert-manager", []string{"kustomize/components/policy"},
 			[]string{"--set", "certs.mode=certManager", "--set", "policy.enabled=true", "--set-file", "policy.file=kustomize/components/policy/policy.yaml"}},
+		{"policy with namespace labels", "kustomize/overlays/self-signed", []string{"kustomize/components/policy", "kustomize/components/policy-namespace-labels"},
+			[]string{"--set", "policy.enabled=true", "--set", "policy.namespaceLabels=true", "--set-file", "policy.file=kustomize/components/policy/policy.yaml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fromHelm := objects(t, helmTemplate(t, tc.values...))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -98,15 +97,8 @@ func (a *Agent) renewToken(ctx context.Context, identity string, t *tokenState) 
 // answers a token past its max TTL with a 500), as opposed to no answer or a Vault that is
 // sealed, overloaded or between leaders, which a retry outlasts.
 func vaultRefused(err error) bool {
-	var re *api.ResponseError
-	if !errors.As(err, &re) {
-		return false
-	}
-	switch re.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return false
-	}
-	return true
+	kind, _ := answerOf(err)
+	return kind == refused
 }
 
 // checkToken asks Vault whether the identity's token still works, after a 403. A dead token

@@ -233,14 +233,46 @@ func (e *permanentError) Unwrap() error { return e.err }
 // a token that no longer works.
 var errForbidden = errors.New("HTTP 403")
 
-// classify marks Vault's answers that retrying cannot change (4xx: a lease or token that is
-// gone, a denial) as permanent; network errors and 5xx stay transient.
-func classify(err error) error {
+// answer sorts what Vault made of a request, for the two decisions the agent takes on errors:
+// whether a fetch or renewal is worth retrying (classify) and whether a token renewal was
+// refused (vaultRefused).
+type answer int
+
+const (
+	noAnswer answer = iota // a network error, a timeout: no status
+	busy                   // 429, 502, 503, 504: overloaded, sealed, between leaders; a retry outlasts it
+	refused                // any other status of 400 and up (Vault answers a token past its max TTL with a 500)
+)
+
+// busyStatus are the statuses of a Vault that will answer differently later.
+var busyStatus = map[int]bool{
+	http.StatusTooManyRequests: true, http.StatusBadGateway: true,
+	http.StatusServiceUnavailable: true, http.StatusGatewayTimeout: true,
+}
+
+// answerOf sorts err, and returns Vault's status when there is one.
+func answerOf(err error) (answer, int) {
 	var re *api.ResponseError
-	if err == nil || !errors.As(err, &re) || re.StatusCode < 400 || re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests {
-		return err
+	switch {
+	case !errors.As(err, &re):
+		return noAnswer, 0
+	case busyStatus[re.StatusCode]:
+		return busy, re.StatusCode
 	}
-	if re.StatusCode == http.StatusForbidden {
+	return refused, re.StatusCode
+}
+
+// classify marks Vault's answers that retrying cannot change (4xx: a lease or token that is
+// gone, a denial) as permanent; no answer, a busy Vault and other 5xx stay transient.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	kind, status := answerOf(err)
+	switch {
+	case kind != refused || status < 400 || status >= 500:
+		return err
+	case status == http.StatusForbidden:
 		return &permanentError{fmt.Errorf("%w: %w", errForbidden, err)}
 	}
 	return &permanentError{err}

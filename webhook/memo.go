@@ -38,10 +38,10 @@ func (c *requestMemo) get(key string) (*agentconfig.Request, bool) {
 	return req, ok
 }
 
-// put memoises req under key if key was seen before; it reports whether it did.
-func (c *requestMemo) put(key string, req *agentconfig.Request) bool {
+// put memoises req under key if key was seen before.
+func (c *requestMemo) put(key string, req *agentconfig.Request) {
 	if len(key) > requestMemoKeyMax {
-		return false
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -55,14 +55,13 @@ func (c *requestMemo) put(key string, req *agentconfig.Request) bool {
 			clear(c.seen)
 		}
 		c.seen[h] = struct{}{}
-		return false
+		return
 	}
 	delete(c.seen, h)
 	if c.requests == nil || len(c.requests) >= requestMemoMax {
 		c.requests = make(map[string]*agentconfig.Request, requestMemoMax)
 	}
 	c.requests[key] = req
-	return true
 }
 
 // len is the number of memoised requests.

@@ -35,15 +35,9 @@ Run "vault-injector <command> --help" for a command's flags.
 `
 
 var commands = map[string]command{
-	"inject": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-		return exitCode("inject", runInject(args, stdin, stdout, stderr), stderr)
-	},
-	"migrate": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-		return exitCode("migrate", runMigrate(args, stdin, stdout, stderr), stderr)
-	},
-	"policy": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-		return exitCode("policy", runPolicy(args, stdin, stdout, stderr), stderr)
-	},
+	"inject":  errCommand("inject", runInject),
+	"migrate": errCommand("migrate", runMigrate),
+	"policy":  errCommand("policy", runPolicy),
 	"agent": func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return agent.Main(ctx, args, stdout, stderr)
 	},
@@ -57,6 +51,13 @@ var commands = map[string]command{
 		}
 		return exitCode("doctor", err, stderr)
 	},
+}
+
+// errCommand adapts a command that returns an error (printed, exit 1; --help exits 0).
+func errCommand(name string, run func(args []string, stdin io.Reader, stdout, stderr io.Writer) error) command {
+	return func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+		return exitCode(name, run(args, stdin, stdout, stderr), stderr)
+	}
 }
 
 func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -37,6 +38,10 @@ type blockResult struct {
 	errors        int
 	peakKiB       int
 	roundRPS      []float64
+	// CPU time per successful request, in µs: the server process's, and this process's
+	// (the client: TLS, writing the review, reading the answer). On a shared machine the two
+	// compete for the same cores, so a bigger answer costs throughput on both sides.
+	serverCPU, clientCPU float64
 }
 
 func runCompare(cfg compareConfig) error {
@@ -70,7 +75,7 @@ func runCompare(cfg compareConfig) error {
 	}
 	fmt.Printf("load: %s per server per block in %d alternating rounds after %s warm-up; HTTPS on loopback; do-nothing = decode review + corev1.Pod with encoding/json, allow\n",
 		cfg.dur, cfg.rounds, cfg.warm)
-	fmt.Printf("\n%-9s %4s %-15s %9s %8s %8s %9s %6s\n", "pods", "c", "server", "req/s", "p50 ms", "p99 ms", "peak RSS", "errors")
+	fmt.Printf("\n%-9s %4s %-15s %9s %8s %8s %9s %6s %17s\n", "pods", "c", "server", "req/s", "p50 ms", "p99 ms", "peak RSS", "errors", "CPU µs/req srv+cli")
 	var summary []string
 	for _, conc := range cfg.concs {
 		for _, kind := range cfg.pods {
@@ -81,7 +86,7 @@ func runCompare(cfg compareConfig) error {
 			res := block(servers, src, conc, cfg)
 			for i, sv := range servers {
 				r := res[i]
-				fmt.Printf("%-9s %4d %-15s %9.0f %8.2f %8.2f %5.1f MiB %6d\n", kind, conc, sv.name, r.rps, r.p50, r.p99, float64(r.peakKiB)/1024, r.errors)
+				fmt.Printf("%-9s %4d %-15s %9.0f %8.2f %8.2f %5.1f MiB %6d %8.0f+%-8.0f\n", kind, conc, sv.name, r.rps, r.p50, r.p99, float64(r.peakKiB)/1024, r.errors, r.serverCPU, r.clientCPU)
 			}
 			b, v := res[0], res[1]
 			var each []string
@@ -105,6 +110,8 @@ func runCompare(cfg compareConfig) error {
 func block(servers []*server, src *bodies, conc int, cfg compareConfig) []blockResult {
 	lats := make([][]time.Duration, len(servers))
 	elapsed := make([]time.Duration, len(servers))
+	srvCPU := make([]time.Duration, len(servers))
+	cliCPU := make([]time.Duration, len(servers))
 	out := make([]blockResult, len(servers))
 	for _, sv := range servers {
 		procstat.ResetPeak(sv.proc.pid)
@@ -112,9 +119,11 @@ func block(servers []*server, src *bodies, conc int, cfg compareConfig) []blockR
 	}
 	for range cfg.rounds {
 		for i, sv := range servers {
-			start := time.Now()
+			start, s0, c0 := time.Now(), procstat.CPUTime(sv.proc.pid), procstat.CPUTime(os.Getpid())
 			lat, errs := phase(sv.proc.client, sv.proc.url, src, conc, cfg.dur/time.Duration(cfg.rounds))
 			el := time.Since(start)
+			srvCPU[i] += procstat.CPUTime(sv.proc.pid) - s0
+			cliCPU[i] += procstat.CPUTime(os.Getpid()) - c0
 			lats[i] = append(lats[i], lat...)
 			elapsed[i] += el
 			out[i].errors += errs
@@ -127,6 +136,8 @@ func block(servers []*server, src *bodies, conc int, cfg compareConfig) []blockR
 		out[i].rps = float64(len(l)) / elapsed[i].Seconds()
 		if len(l) > 0 {
 			out[i].p50, out[i].p99 = ms(l[len(l)/2]), ms(l[len(l)*99/100])
+			out[i].serverCPU = float64(srvCPU[i].Microseconds()) / float64(len(l))
+			out[i].clientCPU = float64(cliCPU[i].Microseconds()) / float64(len(l))
 		}
 		_, out[i].peakKiB = procstat.Memory(sv.proc.pid)
 	}
@@ -149,11 +160,12 @@ func phase(client *http.Client, url string, src *bodies, conc int, d time.Durati
 		go func() {
 			defer wg.Done()
 			var lat []time.Duration
+			var buf bytes.Buffer
 			e := 0
 			for ctx.Err() == nil {
 				body := src.next()
 				t := time.Now()
-				if err := post(client, url, body); err != nil {
+				if err := post(client, url, body, &buf); err != nil {
 					e++
 					continue
 				}

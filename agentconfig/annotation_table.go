@@ -39,7 +39,7 @@ type output struct {
 func (p *parser) secret(name string) *output {
 	o, ok := p.outputs[name]
 	if !ok {
-		o = &output{Secret: Secret{Name: name, Identity: DefaultIdentity, File: name, Perms: 0o644}}
+		o = &output{Secret: Secret{Name: name, Identity: DefaultIdentity, File: name, Perms: DefaultPerms}}
 		p.outputs[name] = o
 	}
 	return o

@@ -18,7 +18,27 @@ import (
 
 // Version is the schema version written into every Config. The agent refuses a config whose
 // version it does not know rather than guessing at fields.
-const Version = 1
+//
+// Version 2 leaves out what equals its default (see Marshal); an agent of version 1 would
+// read the missing fields as empty, so it must refuse these configs, and does. Version 1
+// configs (every field written) still parse.
+const Version = 2
+
+// oldestVersion is the oldest config version this agent still reads.
+const oldestVersion = 1
+
+// Wire defaults: what an absent field of a version 2 config means. They are part of the
+// contract, independent of the webhook's flags (a flag's value is written when it differs).
+const (
+	// DefaultPerms is the mode of a rendered file when its perms are absent.
+	DefaultPerms FileMode = 0o644
+	// DefaultRefreshInterval is the refresh interval when it is absent.
+	DefaultRefreshInterval = Duration(5 * time.Minute)
+	// DefaultKubernetesAuthPath is a kubernetes identity's auth path when it is absent; a jwt
+	// identity's is DefaultJWTAuthPath.
+	DefaultKubernetesAuthPath = "auth/kubernetes"
+	DefaultJWTAuthPath        = "auth/jwt"
+)
 
 // Fixed paths inside the injected containers. The patch mounts volumes at these paths and
 // writes them into the Config, so the agent never hard-codes them.
@@ -59,9 +79,12 @@ const (
 
 // Config is everything the agent needs. It is serialised as JSON into a pod annotation and
 // projected into the agent's containers as ConfigFile.
+//
+// The fields marked omitzero are absent from the JSON when they hold their default (Marshal);
+// Parse puts the default back, so in memory every field is always filled.
 type Config struct {
 	Version int  `json:"version"`
-	Mode    Mode `json:"mode"`
+	Mode    Mode `json:"mode,omitzero"`
 
 	// Identities are the Vault logins available to secrets. The single-role annotations produce
 	// one identity named DefaultIdentity; the slice leaves room for several per pod.
@@ -75,12 +98,12 @@ type Config struct {
 	TemplatesDir      string `json:"templatesDir,omitempty"`
 	TemplatesIdentity string `json:"templatesIdentity,omitempty"`
 
-	SecretsDir              string `json:"secretsDir"`
-	HomeDir                 string `json:"homeDir"`
-	ServiceAccountTokenFile string `json:"serviceAccountTokenFile"`
+	SecretsDir              string `json:"secretsDir,omitzero"`
+	HomeDir                 string `json:"homeDir,omitzero"`
+	ServiceAccountTokenFile string `json:"serviceAccountTokenFile,omitzero"`
 
 	// RefreshInterval is how often secrets without a lease (KV) are fetched again.
-	RefreshInterval Duration `json:"refreshInterval"`
+	RefreshInterval Duration `json:"refreshInterval,omitzero"`
 	// RevokeOnShutdown revokes leases and the token when the sidecar stops. Nil means the
 	// default: revoke when any rendered secret carries a lease.
 	RevokeOnShutdown *bool `json:"revokeOnShutdown,omitempty"`
@@ -102,10 +125,10 @@ const DefaultIdentity = "default"
 // Identity is one Vault login.
 type Identity struct {
 	Name string `json:"name"`
-	// Method is the auth method: MethodKubernetes or MethodJWT.
-	Method string `json:"method"`
-	// AuthPath is the mount, e.g. "auth/kubernetes".
-	AuthPath string `json:"authPath"`
+	// Method is the auth method: MethodKubernetes (the default) or MethodJWT.
+	Method string `json:"method,omitzero"`
+	// AuthPath is the mount, e.g. "auth/kubernetes" (the method's default).
+	AuthPath string `json:"authPath,omitzero"`
 	Role     string `json:"role"`
 	Address  string `json:"address"`
 	// Namespace is the Vault (Enterprise/OpenBao) namespace, not a Kubernetes one.
@@ -138,16 +161,17 @@ func (c *Config) SATokenFile(id Identity) string {
 // Secret is one rendered file.
 type Secret struct {
 	// Name is the annotation suffix (secret-<name>), unique in the pod.
-	Name     string `json:"name"`
-	Identity string `json:"identity"`
+	Name string `json:"name"`
+	// Identity logs in for this secret; DefaultIdentity when absent.
+	Identity string `json:"identity,omitzero"`
 	// Path is the Vault path for the default template (JSON of the data, KV v2 unwrapped).
 	Path string `json:"path,omitempty"`
 	// Template is an inline consul-template template; it wins over the default one.
 	Template string `json:"template,omitempty"`
-	// File is the output path relative to SecretsDir.
-	File string `json:"file"`
-	// Perms is the file mode, e.g. 0o644.
-	Perms FileMode `json:"perms"`
+	// File is the output path relative to SecretsDir; Name when absent.
+	File string `json:"file,omitzero"`
+	// Perms is the file mode, e.g. 0o640; DefaultPerms when absent.
+	Perms FileMode `json:"perms,omitzero"`
 }
 
 // Notify describes how the app learns about changed files.
@@ -183,6 +207,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // FileMode is a permission mode written as an octal string ("0640").
 type FileMode os.FileMode
 
+// IsZero reports the default mode, DefaultPerms, as zero, so a secret's omitzero perms are
+// absent when they are the default; 0000 is a mode like any other and is written.
+func (m FileMode) IsZero() bool { return m == DefaultPerms }
+
 func (m FileMode) MarshalJSON() ([]byte, error) {
 	digits := strconv.FormatUint(uint64(m), 8)
 	return []byte(`"` + strings.Repeat("0", max(0, 4-len(digits))) + digits + `"`), nil
@@ -211,22 +239,121 @@ func (c *Config) Identity(name string) (Identity, bool) {
 	return Identity{}, false
 }
 
-// Marshal returns the compact JSON the webhook writes into the pod. It runs on every admission,
-// so it uses encoding/json/v2 (go-json-experiment), which is faster and leaves <, > and & in
-// templates readable instead of escaping them as \u003c.
-func (c *Config) Marshal() ([]byte, error) { return jsonv2.Marshal(c, jsonv2.Deterministic(true)) }
+// Marshal returns the compact JSON the webhook writes into the pod: what equals its wire
+// default is left out. The config is stored in every injected pod and travels in every
+// admission answer, where it is a string inside JSON (each quote escaped) and then base64:
+// for a typical pod the defaults were a third of it. It runs on every admission, so it uses
+// encoding/json/v2 (go-json-experiment), which is faster and leaves <, > and & in templates
+// readable instead of escaping them as \u003c.
+func (c *Config) Marshal() ([]byte, error) {
+	w := *c
+	w.Version = Version
+	if w.Mode == ModeSidecar {
+		w.Mode = ""
+	}
+	for _, f := range []struct {
+		field *string
+		def   string
+	}{{&w.SecretsDir, SecretsDir}, {&w.HomeDir, HomeDir}, {&w.ServiceAccountTokenFile, ServiceAccountTokenFile}} {
+		if *f.field == f.def {
+			*f.field = ""
+		}
+	}
+	if w.RefreshInterval == DefaultRefreshInterval {
+		w.RefreshInterval = 0
+	}
+	w.Identities = make([]Identity, len(c.Identities))
+	for i, id := range c.Identities {
+		if id.AuthPath == defaultAuthPathOf(id.Method) {
+			id.AuthPath = ""
+		}
+		if id.Method == MethodKubernetes {
+			id.Method = ""
+		}
+		w.Identities[i] = id
+	}
+	w.Secrets = make([]Secret, len(c.Secrets))
+	for i, s := range c.Secrets {
+		if s.Identity == DefaultIdentity {
+			s.Identity = ""
+		}
+		if s.File == s.Name {
+			s.File = ""
+		}
+		w.Secrets[i] = s
+	}
+	return jsonv2.Marshal(&w, jsonv2.Deterministic(true))
+}
 
-// Parse reads a config written by Marshal and validates it, so an agent never runs with a
-// config the webhook would not have produced.
+// defaultAuthPathOf is the auth path an identity of this method has when none is written.
+func defaultAuthPathOf(method string) string {
+	if method == MethodJWT {
+		return DefaultJWTAuthPath
+	}
+	return DefaultKubernetesAuthPath
+}
+
+// Parse reads a config written by Marshal (or by a webhook of an older version this agent
+// still reads), puts back the defaults Marshal left out and validates it, so an agent never
+// runs with a config the webhook would not have produced.
 func Parse(data []byte) (*Config, error) {
 	var c Config
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("decode agent config: %w", err)
 	}
+	c.fillDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// fillDefaults puts back what Marshal leaves out. Perms are put back while decoding
+// (Secret.UnmarshalJSON), where an absent mode can be told from 0000.
+func (c *Config) fillDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeSidecar
+	}
+	for _, f := range []struct {
+		field *string
+		def   string
+	}{{&c.SecretsDir, SecretsDir}, {&c.HomeDir, HomeDir}, {&c.ServiceAccountTokenFile, ServiceAccountTokenFile}} {
+		if *f.field == "" {
+			*f.field = f.def
+		}
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	for i := range c.Identities {
+		id := &c.Identities[i]
+		if id.Method == "" {
+			id.Method = MethodKubernetes
+		}
+		if id.AuthPath == "" {
+			id.AuthPath = defaultAuthPathOf(id.Method)
+		}
+	}
+	for i := range c.Secrets {
+		s := &c.Secrets[i]
+		if s.Identity == "" {
+			s.Identity = DefaultIdentity
+		}
+		if s.File == "" {
+			s.File = s.Name
+		}
+	}
+}
+
+// UnmarshalJSON decodes a secret whose perms, when absent, are DefaultPerms.
+func (s *Secret) UnmarshalJSON(b []byte) error {
+	type fields Secret // without this method
+	f := fields{Perms: DefaultPerms}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*s = Secret(f)
+	return nil
 }
 
 // Load reads and parses the config file at path.
@@ -244,8 +371,8 @@ func Load(path string) (*Config, error) {
 
 // Validate checks the invariants the agent relies on.
 func (c *Config) Validate() error {
-	if c.Version != Version {
-		return fmt.Errorf("agent config version %d is not supported (this agent reads version %d)", c.Version, Version)
+	if c.Version < oldestVersion || c.Version > Version {
+		return fmt.Errorf("agent config version %d is not supported (this agent reads versions %d to %d)", c.Version, oldestVersion, Version)
 	}
 	if c.Mode != ModeSidecar && c.Mode != ModeInit {
 		return fmt.Errorf("agent config mode %q: expected %q or %q", c.Mode, ModeSidecar, ModeInit)

@@ -240,7 +240,7 @@ func (p *parser) knownIdentities() string {
 // mount for jwt, the operator's --auth-path for kubernetes.
 func defaultAuthPath(method string, d Defaults) string {
 	if method == MethodJWT {
-		return "auth/jwt"
+		return DefaultJWTAuthPath
 	}
 	return d.AuthPath
 }

@@ -90,6 +90,10 @@ func (s Settings) AgentUID() (uid int64, known bool) {
 	return s.RunAsUser, true
 }
 
+// StatusVersion is the version of the status annotation's format. It is the status's own:
+// it did not follow the agent config's version 2, which changed nothing here.
+const StatusVersion = 1
+
 // Status is the value of the status annotation: what we injected.
 type Status struct {
 	Version        int      `json:"version"`
@@ -222,7 +226,7 @@ type podBuild struct {
 }
 
 func (b *podBuild) status(apps []int) Status {
-	st := Status{Version: agentconfig.Version, Style: b.settings.Style}
+	st := Status{Version: StatusVersion, Style: b.settings.Style}
 	switch {
 	case b.req.Agent.Mode == agentconfig.ModeInit:
 		st.Style = "init"

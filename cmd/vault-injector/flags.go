@@ -37,14 +37,14 @@ type mutatorFlags struct {
 
 func (m *mutatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.vaultAddress, "vault-address", "https://vault.vault.svc:8200", "Vault address the agent uses unless a pod sets vault-injector.io/address")
-	fs.StringVar(&m.authPath, "auth-path", "auth/kubernetes", "Vault kubernetes auth mount unless a pod sets vault-injector.io/auth-path")
+	fs.StringVar(&m.authPath, "auth-path", agentconfig.DefaultKubernetesAuthPath, "Vault kubernetes auth mount unless a pod sets vault-injector.io/auth-path")
 	fs.StringVar(&m.caConfigMap, "vault-ca-configmap", "", "ConfigMap, present in every opted-in namespace (e.g. distributed by trust-manager), holding the CA of Vault's TLS certificate, as <name> (key ca.crt) or <name>/<key>, unless a pod sets vault-injector.io/ca-configmap (empty: the system roots of the agent image)")
 	fs.StringVar(&m.agentImage, "agent-image", DefaultAgentImage, "image of the injected agent containers")
 	fs.StringVar(&m.pullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "imagePullPolicy of the injected containers: Always, IfNotPresent or Never")
 	fs.StringVar(&m.style, "sidecar-style", string(patch.StyleNative), "native (init container with restartPolicy Always, Kubernetes >= 1.29) or classic (init container + sidecar)")
 	fs.StringVar(&m.audience, "token-audience", "vault", "audience of the service-account token the agent logs in with; the Vault role must list it (empty: the API server's default audiences)")
 	fs.DurationVar(&m.tokenExpiration, "token-expiration", 10*time.Minute, "lifetime of the projected service-account token (kubelet refreshes it; minimum 10m)")
-	fs.DurationVar(&m.refresh, "refresh-interval", 5*time.Minute, "how often the sidecar re-reads secrets without a lease, unless a pod sets vault-injector.io/refresh-interval")
+	fs.DurationVar(&m.refresh, "refresh-interval", time.Duration(agentconfig.DefaultRefreshInterval), "how often the sidecar re-reads secrets without a lease, unless a pod sets vault-injector.io/refresh-interval")
 	fs.StringVar(&m.secretsPath, "secrets-path", agentconfig.SecretsDir, "where app containers see rendered files unless a pod sets vault-injector.io/secrets-path")
 	def := patch.DefaultResources()
 	fs.StringVar(&m.cpuReq, "agent-cpu-request", def.Requests.Cpu().String(), "CPU request of injected containers")

@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Version is the schema version written into every Config. The agent refuses a config whose
@@ -242,48 +240,10 @@ func (c *Config) Identity(name string) (Identity, bool) {
 // Marshal returns the compact JSON the webhook writes into the pod: what equals its wire
 // default is left out. The config is stored in every injected pod and travels in every
 // admission answer, where it is a string inside JSON (each quote escaped) and then base64:
-// for a typical pod the defaults were a third of it. It runs on every admission, so it uses
-// encoding/json/v2 (go-json-experiment), which is faster and leaves <, > and & in templates
-// readable instead of escaping them as \u003c.
-func (c *Config) Marshal() ([]byte, error) {
-	w := *c
-	w.Version = Version
-	if w.Mode == ModeSidecar {
-		w.Mode = ""
-	}
-	for _, f := range []struct {
-		field *string
-		def   string
-	}{{&w.SecretsDir, SecretsDir}, {&w.HomeDir, HomeDir}, {&w.ServiceAccountTokenFile, ServiceAccountTokenFile}} {
-		if *f.field == f.def {
-			*f.field = ""
-		}
-	}
-	if w.RefreshInterval == DefaultRefreshInterval {
-		w.RefreshInterval = 0
-	}
-	w.Identities = make([]Identity, len(c.Identities))
-	for i, id := range c.Identities {
-		if id.AuthPath == defaultAuthPathOf(id.Method) {
-			id.AuthPath = ""
-		}
-		if id.Method == MethodKubernetes {
-			id.Method = ""
-		}
-		w.Identities[i] = id
-	}
-	w.Secrets = make([]Secret, len(c.Secrets))
-	for i, s := range c.Secrets {
-		if s.Identity == DefaultIdentity {
-			s.Identity = ""
-		}
-		if s.File == s.Name {
-			s.File = ""
-		}
-		w.Secrets[i] = s
-	}
-	return jsonv2.Marshal(&w, jsonv2.Deterministic(true))
-}
+// for a typical pod the defaults were a third of it. It runs on every admission, so it is
+// written by hand (configjson.go), byte for byte what encoding/json/v2 (go-json-experiment)
+// writes for the struct: <, > and & in templates stay readable instead of \u003c.
+func (c *Config) Marshal() ([]byte, error) { return c.appendJSON(make([]byte, 0, 1024)) }
 
 // defaultAuthPathOf is the auth path an identity of this method has when none is written.
 func defaultAuthPathOf(method string) string {

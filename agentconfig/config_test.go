@@ -47,6 +47,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		checkSameAsReflection(t, c)
 		out, err := c.Marshal()
 		if err != nil {
 			t.Fatalf("marshal a parsed config: %v", err)

@@ -87,12 +87,11 @@ func (b *podBuild) encodedContainer(B *Builder, name string, once, native bool) 
 	if err != nil || (len(b.env.env) == 0 && len(b.env.envFrom) == 0) {
 		return base, err
 	}
-	env, err := json.Marshal(struct {
-		Env     []corev1.EnvVar        `json:"env,omitempty"`
-		EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
-	}{b.env.env, b.env.envFrom})
-	if err != nil {
-		return nil, err
+	env, ok := appendEnvObject(nil, b.env.env, b.env.envFrom)
+	if !ok {
+		if env, err = marshalEnvObject(b.env.env, b.env.envFrom); err != nil {
+			return nil, err
+		}
 	}
 	return splicedObject{head: env, tail: base}, nil
 }
@@ -154,4 +153,12 @@ func resources(def corev1.ResourceRequirements, o agentconfig.Resources) (corev1
 		}
 	}
 	return r, nil
+}
+
+// marshalEnvObject is appendEnvObject by reflection, for the shapes it does not write.
+func marshalEnvObject(env []corev1.EnvVar, envFrom []corev1.EnvFromSource) ([]byte, error) {
+	return json.Marshal(struct {
+		Env     []corev1.EnvVar        `json:"env,omitempty"`
+		EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
+	}{env, envFrom})
 }

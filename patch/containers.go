@@ -87,7 +87,7 @@ func (b *podBuild) encodedContainer(B *Builder, name string, once, native bool) 
 	if err != nil || (len(b.env.env) == 0 && len(b.env.envFrom) == 0) {
 		return base, err
 	}
-	env, ok := appendEnvObject(nil, b.env.env, b.env.envFrom)
+	env, ok := appendEnvObject(make([]byte, 0, 512), b.env.env, b.env.envFrom)
 	if !ok {
 		if env, err = marshalEnvObject(b.env.env, b.env.envFrom); err != nil {
 			return nil, err

@@ -166,7 +166,7 @@ func (B *Builder) Build(p *Pod, req *agentconfig.Request) ([]Operation, error) {
 	// per string (MAX_ARG_STRLEN), which vault-k8s's base64 env config hits with many templates,
 	// while annotations may total 256 KiB and the file is read only by our containers.
 	status := b.status(apps)
-	statusJSON := appendStatus(nil, &status)
+	statusJSON := appendStatus(make([]byte, 0, 256), &status)
 	ops = append(ops, addAnnotations(p, map[string]string{
 		agentconfig.AnnotationStatus:      string(statusJSON),
 		agentconfig.AnnotationAgentConfig: string(cfgJSON),

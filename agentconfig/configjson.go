@@ -20,23 +20,9 @@ func (c *Config) appendJSON(b []byte) ([]byte, error) {
 	if c.Mode != ModeSidecar {
 		w.str(`,"mode":`, string(c.Mode), true)
 	}
-	w.raw(`,"identities":[`)
-	for i := range c.Identities {
-		if i > 0 {
-			w.raw(",")
-		}
-		w.identity(&c.Identities[i])
-	}
-	w.raw("]")
+	w.list(`,"identities":`, len(c.Identities), func(i int) { w.identity(&c.Identities[i]) })
 	if len(c.Secrets) > 0 {
-		w.raw(`,"secrets":[`)
-		for i := range c.Secrets {
-			if i > 0 {
-				w.raw(",")
-			}
-			w.secret(&c.Secrets[i])
-		}
-		w.raw("]")
+		w.list(`,"secrets":`, len(c.Secrets), func(i int) { w.secret(&c.Secrets[i]) })
 	}
 	w.str(`,"templatesDir":`, c.TemplatesDir, true)
 	w.str(`,"templatesIdentity":`, c.TemplatesIdentity, true)
@@ -111,6 +97,19 @@ type jsonWriter struct {
 }
 
 func (w *jsonWriter) raw(s string) { w.b = append(w.b, s...) }
+
+// list appends member and an array of n elements, each written by each.
+func (w *jsonWriter) list(member string, n int, each func(i int)) {
+	w.raw(member)
+	w.raw("[")
+	for i := range n {
+		if i > 0 {
+			w.raw(",")
+		}
+		each(i)
+	}
+	w.raw("]")
+}
 
 // str appends member and s quoted; nothing when omitEmpty and s is empty.
 func (w *jsonWriter) str(member, s string, omitEmpty bool) {

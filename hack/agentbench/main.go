@@ -1,11 +1,14 @@
 // Command agentbench is part of `make bench`: it measures what a sidecar in every pod costs.
-// It starts a real Vault (dev mode, from the tools cache) with kubernetes auth, seeds KV
-// secrets, runs the built `vault-injector-agent agent` binary against it as a pod would, and reports
-// the time from process start to the ready marker (all files rendered) and the agent's RSS
-// after it has idled (re-reading its secrets every second), over several runs. Wall time on a
-// shared 2-core machine depends on its load (agent, Vault and this process's token reviewer
-// all need a core), so it also reports the CPU time the agent and Vault spent, and the floor
-// of exec plus Go runtime start-up.
+// It starts a real Vault (dev mode, from the tools cache), seeds KV secrets, runs the built
+// `vault-injector-agent agent` binary against it as a pod would, and reports the time from
+// process start to the ready marker (all files rendered) and the agent's RSS after it has idled
+// (re-reading its secrets every second), over several runs. It does so for two logins, taking
+// turns: kubernetes auth (in the test Vault an external plugin: a gRPC hop per login, and a
+// TokenReview callback to a reviewer this process serves) and Vault's built-in jwt auth with a
+// key generated here (neither), so the share of the test Vault's plugin hop in the wall time
+// shows. Wall time on a shared 2-core machine depends on its load (agent, Vault and this
+// process's token reviewer all need a core), so it also reports the CPU time the agent and
+// Vault spent, and the floor of exec plus Go runtime start-up.
 package main
 
 import (
@@ -29,14 +32,15 @@ func main() {
 	runs := flag.Int("runs", 5, "agent starts to measure")
 	idle := flag.Duration("idle", 5*time.Second, "how long the agent idles before RSS is read")
 	logLevel := flag.String("log-level", "warn", "the agent's log level (info shows its own start-up timeline)")
+	methods := flag.String("methods", "kubernetes,jwt", "the login methods to measure, taking turns: kubernetes (the test Vault's external plugin, with a TokenReview callback to this process) and jwt (built into Vault)")
 	flag.Parse()
-	if err := run(*bin, *runs, *idle, *logLevel); err != nil {
+	if err := run(*bin, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "agentbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, runs int, idle time.Duration, logLevel string) error {
+func run(bin string, runs int, idle time.Duration, logLevel string, methods []string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "agentbench-")
 	if err != nil {
@@ -48,13 +52,50 @@ func run(bin string, runs int, idle time.Duration, logLevel string) error {
 		return err
 	}
 	defer v.Stop()
-	rev := vaulttest.StartTokenReviewer()
-	defer rev.Close()
-	if err := v.EnableKubernetesAuth(ctx, rev, "kubernetes"); err != nil {
-		return err
-	}
-	if err := v.Role(ctx, "kubernetes", "app", "demo", "app", `path "secret/data/*" { capabilities = ["read"] }`, nil); err != nil {
-		return err
+	const policy = `path "secret/data/*" { capabilities = ["read"] }`
+	var logins []*login
+	for _, m := range methods {
+		switch m {
+		case agentconfig.MethodKubernetes:
+			// The test Vault has kubernetes auth as an external plugin: a gRPC hop per login,
+			// and a TokenReview callback to the reviewer this process serves.
+			rev := vaulttest.StartTokenReviewer()
+			defer rev.Close()
+			if err := v.EnableKubernetesAuth(ctx, rev, "kubernetes"); err != nil {
+				return err
+			}
+			if err := v.Role(ctx, "kubernetes", "app", "demo", "app", policy, nil); err != nil {
+				return err
+			}
+			tokenFile, err := rev.MintFile(dir, "demo", "app")
+			if err != nil {
+				return err
+			}
+			logins = append(logins, &login{method: m, authPath: "auth/kubernetes", tokenFile: tokenFile,
+				what: "kubernetes login against a local Vault"})
+		case agentconfig.MethodJWT:
+			// Vault's jwt auth is built into the test Vault: it checks the token's signature
+			// with the key given here, no plugin, no callback.
+			signer, err := vaulttest.NewJWTSigner("https://kubernetes.default.svc")
+			if err != nil {
+				return err
+			}
+			if err := v.EnableJWTAuth(ctx, "jwt", signer.PublicKeyPEM, signer.Issuer); err != nil {
+				return err
+			}
+			if err := v.JWTRole(ctx, "jwt", "app", "vault", "demo", "app", policy); err != nil {
+				return err
+			}
+			// Minted for 10 minutes: longer than a bench run.
+			tokenFile, err := signer.MintFile(dir, "jwt-token", "vault", "demo", "app", "app-0")
+			if err != nil {
+				return err
+			}
+			logins = append(logins, &login{method: m, authPath: "auth/jwt", tokenFile: tokenFile,
+				what: "jwt login (Vault's built-in jwt auth: no plugin hop, no TokenReview callback) against the same Vault"})
+		default:
+			return fmt.Errorf("-methods: %q is not %q or %q", m, agentconfig.MethodKubernetes, agentconfig.MethodJWT)
+		}
 	}
 	root, err := v.Client()
 	if err != nil {
@@ -72,73 +113,99 @@ func run(bin string, runs int, idle time.Duration, logLevel string) error {
 DB_PASSWORD={{ .Data.data.password }}{{ end }}
 {{ with secret "secret/api" }}API_KEY={{ .Data.data.password }}{{ end }}
 `})
-	tokenFile, err := rev.MintFile(dir, "demo", "app")
-	if err != nil {
-		return err
-	}
 
 	floor, err := execFloor(bin, runs)
 	if err != nil {
 		return err
 	}
-	var firstRender, agentCPU, vaultCPU []time.Duration
-	var rss, peak []int
 	for i := 0; i < runs; i++ {
-		runDir := filepath.Join(dir, fmt.Sprint("run", i))
-		cfg := agentconfig.Config{
-			Version: agentconfig.Version, Mode: agentconfig.ModeSidecar,
-			Identities: []agentconfig.Identity{{Name: agentconfig.DefaultIdentity, Method: "kubernetes", AuthPath: "auth/kubernetes", Role: "app", Address: v.Addr}},
-			Secrets:    secrets, SecretsDir: filepath.Join(runDir, "secrets"), HomeDir: filepath.Join(runDir, "home"),
-			ServiceAccountTokenFile: tokenFile, RefreshInterval: agentconfig.Duration(time.Second),
+		// The methods take turns, in alternating order, so a change in the machine's load
+		// hits them alike.
+		order := slices.Clone(logins)
+		if i%2 == 1 {
+			slices.Reverse(order)
 		}
-		for _, d := range []string{cfg.SecretsDir, cfg.HomeDir} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
+		for _, l := range order {
+			if err := l.start(bin, v, secrets, filepath.Join(dir, fmt.Sprint(l.method, "-run", i)), idle, logLevel); err != nil {
+				return fmt.Errorf("%s login: %w", l.method, err)
 			}
-		}
-		b, _ := cfg.Marshal()
-		cfgFile := filepath.Join(runDir, "config.json")
-		if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
-			return err
-		}
-		cmd := exec.Command(bin, "agent", "--config", cfgFile, "--log-level", logLevel)
-		cmd.Env = []string{"PATH=/usr/bin:/bin"}
-		cmd.Stderr = os.Stderr
-		vault0 := procstat.CPUTime(v.PID())
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		ready := filepath.Join(cfg.HomeDir, "ready")
-		deadline := start.Add(20 * time.Second)
-		for {
-			if _, err := os.Stat(ready); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				return fmt.Errorf("agent not ready after 20s")
-			}
-			time.Sleep(time.Millisecond)
-		}
-		firstRender = append(firstRender, time.Since(start))
-		agentCPU = append(agentCPU, procstat.CPUTime(cmd.Process.Pid))
-		vaultCPU = append(vaultCPU, procstat.CPUTime(v.PID())-vault0)
-		time.Sleep(idle)
-		cur, hw := procstat.Memory(cmd.Process.Pid)
-		rss, peak = append(rss, cur), append(peak, hw)
-		_ = cmd.Process.Signal(os.Interrupt)
-		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("agent did not stop cleanly after idling (it re-reads its secrets every second): %w", err)
 		}
 	}
-	slices.Sort(rss)
-	slices.Sort(peak)
-	fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets, kubernetes login against a local Vault; load average at the end %s\n", runs, procstat.LoadAverage())
-	fmt.Printf("  process start -> all files rendered: %s\n", spread(firstRender))
-	fmt.Printf("  of which exec + Go runtime and package init (start -> exit of `vault-injector version`): %s\n", spread(floor))
-	fmt.Printf("  CPU time to ready (on a core, whatever the machine's load): agent %s; Vault serving it %s\n", spread(agentCPU), spread(vaultCPU))
-	fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", idle, float64(rss[len(rss)/2])/1024, float64(peak[len(peak)-1])/1024)
+	load := procstat.LoadAverage()
+	for _, l := range logins {
+		slices.Sort(l.rss)
+		slices.Sort(l.peak)
+		fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets, %s; load average at the end %s\n", runs, l.what, load)
+		fmt.Printf("  process start -> all files rendered: %s\n", spread(l.firstRender))
+		fmt.Printf("  of which exec + Go runtime and package init (start -> exit of `vault-injector version`): %s\n", spread(floor))
+		fmt.Printf("  CPU time to ready (on a core, whatever the machine's load): agent %s; Vault serving it %s\n", spread(l.agentCPU), spread(l.vaultCPU))
+		fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", idle, float64(l.rss[len(l.rss)/2])/1024, float64(l.peak[len(l.peak)-1])/1024)
+	}
+	if len(logins) == 2 {
+		k, j := logins[0], logins[1]
+		fmt.Printf("\n%s minus %s login, difference of the medians above (runs interleaved): start -> all files rendered %s; agent CPU %s; Vault CPU %s\n",
+			k.method, j.method, medianDiff(k.firstRender, j.firstRender), medianDiff(k.agentCPU, j.agentCPU), medianDiff(k.vaultCPU, j.vaultCPU))
+	}
+	return nil
+}
+
+// login is one auth method the agent is measured with, and what was measured.
+type login struct {
+	method, authPath, tokenFile, what string
+
+	firstRender, agentCPU, vaultCPU []time.Duration
+	rss, peak                       []int
+}
+
+// start runs the agent once in runDir with this login: to ready, then idle, then stopped.
+func (l *login) start(bin string, v *vaulttest.Server, secrets []agentconfig.Secret, runDir string, idle time.Duration, logLevel string) error {
+	cfg := agentconfig.Config{
+		Version: agentconfig.Version, Mode: agentconfig.ModeSidecar,
+		Identities: []agentconfig.Identity{{Name: agentconfig.DefaultIdentity, Method: l.method, AuthPath: l.authPath, Role: "app", Address: v.Addr}},
+		Secrets:    secrets, SecretsDir: filepath.Join(runDir, "secrets"), HomeDir: filepath.Join(runDir, "home"),
+		ServiceAccountTokenFile: l.tokenFile, RefreshInterval: agentconfig.Duration(time.Second),
+	}
+	for _, d := range []string{cfg.SecretsDir, cfg.HomeDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	b, _ := cfg.Marshal()
+	cfgFile := filepath.Join(runDir, "config.json")
+	if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "agent", "--config", cfgFile, "--log-level", logLevel)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stderr = os.Stderr
+	vault0 := procstat.CPUTime(v.PID())
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	ready := filepath.Join(cfg.HomeDir, "ready")
+	deadline := start.Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return fmt.Errorf("agent not ready after 20s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	l.firstRender = append(l.firstRender, time.Since(start))
+	l.agentCPU = append(l.agentCPU, procstat.CPUTime(cmd.Process.Pid))
+	l.vaultCPU = append(l.vaultCPU, procstat.CPUTime(v.PID())-vault0)
+	time.Sleep(idle)
+	cur, hw := procstat.Memory(cmd.Process.Pid)
+	l.rss, l.peak = append(l.rss, cur), append(l.peak, hw)
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("agent did not stop cleanly after idling (it re-reads its secrets every second): %w", err)
+	}
 	return nil
 }
 
@@ -162,4 +229,15 @@ func spread(ds []time.Duration) string {
 	slices.Sort(s)
 	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 	return fmt.Sprintf("median %s (min %s, max %s)", r(s[len(s)/2]), r(s[0]), r(s[len(s)-1]))
+}
+
+// medianDiff is the median of a minus the median of b.
+func medianDiff(a, b []time.Duration) time.Duration {
+	return (median(a) - median(b)).Round(100 * time.Microsecond)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -118,7 +118,10 @@ type Agent struct {
 
 	tokens  map[string]*tokenState
 	entries map[string]*entry // cache of secret calls, by identity + cacheKey
-	started time.Time
+	// prefetched holds reads made ahead of a pass, by the same key, for fetch to take.
+	prefetched   map[string]*prefetched
+	prefetchDone bool // prefetch runs in the first pass only
+	started      time.Time
 
 	// logins counts the Vault logins of every agent process of this pod (carried in the state
 	// file), so a restart that logs in again instead of adopting the token shows.

@@ -38,18 +38,28 @@ func (a *Agent) fetch(ctx context.Context, identity, path string, data map[strin
 	// The admission policy's path globs (Config.PathRules) cover paths the webhook could not
 	// see: those of a templates ConfigMap and those built at render time. Checked before any
 	// login, so a refused path never reaches Vault.
-	if err := a.cfg.CheckPath(identity, path, agentconfig.OperationOf(path, data != nil)); err != nil {
+	err := a.cfg.CheckPath(identity, path, agentconfig.OperationOf(path, data != nil))
+	if err != nil {
 		return nil, key, &permanentError{err}
 	}
-	b, err := a.login(ctx, identity)
-	if err != nil {
-		return nil, key, err
-	}
 	var s *api.Secret
-	if data != nil {
-		s, err = b.Write(ctx, path, data)
+	if p, ok := a.takePrefetched(identity, key); ok {
+		// Read ahead of the pass with the token the identity still holds (prefetch): the
+		// same answer this read would have had.
+		if p.loginErr != nil {
+			return nil, key, p.loginErr
+		}
+		s, err = p.secret, p.err
 	} else {
-		s, err = b.Read(ctx, path)
+		var b Backend
+		if b, err = a.login(ctx, identity); err != nil {
+			return nil, key, err
+		}
+		if data != nil {
+			s, err = b.Write(ctx, path, data)
+		} else {
+			s, err = b.Read(ctx, path)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, errForbidden) {
@@ -59,6 +69,11 @@ func (a *Agent) fetch(ctx context.Context, identity, path string, data map[strin
 		}
 		return nil, key, err
 	}
+	return a.remember(identity, path, data, key, s).secret, key, nil
+}
+
+// remember caches what Vault answered for key and schedules its renewal or refetch.
+func (a *Agent) remember(identity, path string, data map[string]any, key string, s *api.Secret) *entry {
 	now := a.now()
 	e := &entry{identity: identity, path: path, data: data, secret: fromAPI(s)}
 	a.schedule(e, s.LeaseDuration, now)
@@ -69,7 +84,7 @@ func (a *Agent) fetch(ctx context.Context, identity, path string, data map[strin
 	if s.LeaseID != "" {
 		a.log.Info("fetched leased secret", "path", path, "lease_duration", s.LeaseDuration, "renewable", s.Renewable)
 	}
-	return e.secret, key, nil
+	return e
 }
 
 // schedule sets when to act on e after Vault granted ttl seconds.

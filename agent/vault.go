@@ -24,6 +24,7 @@ import (
 type Backend interface {
 	// Login obtains a token for the identity and returns its auth data.
 	Login(ctx context.Context) (*api.SecretAuth, error)
+	// Read may be called from several goroutines at once (prefetch).
 	Read(ctx context.Context, path string) (*api.Secret, error)
 	Write(ctx context.Context, path string, data map[string]any) (*api.Secret, error)
 	RenewLease(ctx context.Context, leaseID string, increment int) (*api.Secret, error)
@@ -42,8 +43,9 @@ type vaultBackend struct {
 	tokenFile string
 	client    *api.Client
 
-	mu     sync.Mutex
-	mounts []mountInfo // seen mounts, for KV version 2 path rewriting
+	mu       sync.Mutex
+	mounts   []mountInfo // seen mounts, for KV version 2 path rewriting
+	lookupMu sync.Mutex  // held while a mount is looked up
 }
 
 func newVaultBackend(id agentconfig.Identity, saTokenFile string) (*vaultBackend, error) {
@@ -119,14 +121,22 @@ func (v *vaultBackend) kvPath(ctx context.Context, p string) string {
 	p = strings.Trim(p, "/")
 	mount, ok := v.mountOf(p)
 	if !ok {
-		m, err := v.lookupMount(ctx, p)
-		if err != nil {
-			return p
+		// Reads run concurrently (prefetch): one lookup at a time, so paths on one mount
+		// ask for it once and the others find it here.
+		v.lookupMu.Lock()
+		mount, ok = v.mountOf(p)
+		if !ok {
+			m, err := v.lookupMount(ctx, p)
+			if err != nil {
+				v.lookupMu.Unlock()
+				return p
+			}
+			v.mu.Lock()
+			v.mounts = append(v.mounts, m)
+			v.mu.Unlock()
+			mount = m
 		}
-		v.mu.Lock()
-		v.mounts = append(v.mounts, m)
-		v.mu.Unlock()
-		mount = m
+		v.lookupMu.Unlock()
 	}
 	if !mount.kv2 {
 		return p

@@ -29,9 +29,14 @@ type entry struct {
 // expiry (an issued certificate). Fetching it again issues a new one.
 func (e *entry) leased() bool { return e.secret.LeaseID != "" || !e.leaseEnd.IsZero() }
 
+// entryKey is the key of a secret call in the cache (and in prefetch's answers).
+func entryKey(identity, path string, data map[string]any) string {
+	return identity + "\x00" + cacheKey(path, data)
+}
+
 // fetch returns the cached secret or reads (or, with arguments, writes) it, and its cache key.
 func (a *Agent) fetch(ctx context.Context, identity, path string, data map[string]any) (*Secret, string, error) {
-	key := identity + "\x00" + cacheKey(path, data)
+	key := entryKey(identity, path, data)
 	if e, ok := a.entries[key]; ok {
 		return e.secret, key, nil
 	}

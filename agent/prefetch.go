@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/hashicorp/vault/api"
@@ -12,6 +11,7 @@ import (
 
 // prefetched is a read done ahead of a pass, for fetch to take as its own.
 type prefetched struct {
+	identity, path string
 	// token is the identity's token the read was made with (empty with loginErr).
 	token    string
 	secret   *api.Secret
@@ -41,7 +41,7 @@ func (a *Agent) prefetch(ctx context.Context) {
 		if s.Template != "" || s.Path == "" {
 			continue
 		}
-		key := s.Identity + "\x00" + cacheKey(s.Path, nil)
+		key := entryKey(s.Identity, s.Path, nil)
 		if seen[key] || a.entries[key] != nil || a.prefetched[key] != nil {
 			continue
 		}
@@ -65,7 +65,7 @@ func (a *Agent) prefetch(ctx context.Context) {
 			// The first fetch of this identity reports this login's failure; later ones
 			// try to log in again, as they did without prefetching.
 			loginFailed[w.identity] = true
-			a.prefetched[w.key] = &prefetched{loginErr: err}
+			a.prefetched[w.key] = &prefetched{identity: w.identity, path: w.path, loginErr: err}
 			continue
 		}
 		w.b, w.token = b, a.tokens[w.identity].auth.ClientToken
@@ -76,7 +76,7 @@ func (a *Agent) prefetch(ctx context.Context) {
 	for i, w := range todo {
 		wg.Go(func() {
 			s, err := w.b.Read(ctx, w.path)
-			results[i] = prefetched{token: w.token, secret: s, err: err}
+			results[i] = prefetched{identity: w.identity, path: w.path, token: w.token, secret: s, err: err}
 		})
 	}
 	wg.Wait()
@@ -108,10 +108,9 @@ func (a *Agent) takePrefetched(identity, key string) (*prefetched, bool) {
 // a template failed before reading): a lease obtained is then renewed, saved for the next
 // process and revoked on shutdown like any other. Nothing here contacts Vault.
 func (a *Agent) keepPrefetched() {
-	for key := range a.prefetched {
-		identity, path, _ := strings.Cut(key, "\x00")
-		if p, ok := a.takePrefetched(identity, key); ok && p.loginErr == nil && p.err == nil && p.secret != nil {
-			a.remember(identity, path, nil, key, p.secret)
+	for key, p := range a.prefetched {
+		if p, ok := a.takePrefetched(p.identity, key); ok && p.loginErr == nil && p.err == nil && p.secret != nil {
+			a.remember(p.identity, p.path, nil, key, p.secret)
 		}
 	}
 }

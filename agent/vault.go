@@ -113,6 +113,24 @@ func (v *vaultBackend) Read(ctx context.Context, path string) (*api.Secret, erro
 	return s, nil
 }
 
+// lookupOnce looks up the mount of p and remembers it. Reads run concurrently (prefetch):
+// one lookup at a time, so paths on one mount ask Vault once and the others find it here.
+func (v *vaultBackend) lookupOnce(ctx context.Context, p string) (mountInfo, bool) {
+	v.lookupMu.Lock()
+	defer v.lookupMu.Unlock()
+	if m, ok := v.mountOf(p); ok {
+		return m, true
+	}
+	m, err := v.lookupMount(ctx, p)
+	if err != nil {
+		return mountInfo{}, false
+	}
+	v.mu.Lock()
+	v.mounts = append(v.mounts, m)
+	v.mu.Unlock()
+	return m, true
+}
+
 // kvPath inserts data/ into paths on KV version 2 mounts, as consul-template and Vault Agent
 // do, so `secret "secret/app"` reads secret/data/app. Paths that already name data/,
 // metadata/ or subkeys/ are kept. The mount's version is asked once per mount; when Vault
@@ -121,22 +139,9 @@ func (v *vaultBackend) kvPath(ctx context.Context, p string) string {
 	p = strings.Trim(p, "/")
 	mount, ok := v.mountOf(p)
 	if !ok {
-		// Reads run concurrently (prefetch): one lookup at a time, so paths on one mount
-		// ask for it once and the others find it here.
-		v.lookupMu.Lock()
-		mount, ok = v.mountOf(p)
-		if !ok {
-			m, err := v.lookupMount(ctx, p)
-			if err != nil {
-				v.lookupMu.Unlock()
-				return p
-			}
-			v.mu.Lock()
-			v.mounts = append(v.mounts, m)
-			v.mu.Unlock()
-			mount = m
+		if mount, ok = v.lookupOnce(ctx, p); !ok {
+			return p
 		}
-		v.lookupMu.Unlock()
 	}
 	if !mount.kv2 {
 		return p

@@ -124,7 +124,7 @@ func agentConfigFor(opts Options, s subject, dr *dryRun) (*agentconfig.Config, *
 	}
 	authPath := opts.AuthPath
 	if authPath == "" {
-		authPath = "auth/kubernetes"
+		authPath = agentconfig.DefaultKubernetesAuthPath
 	}
 	addr := opts.Vault.Addr
 	if addr == "" {

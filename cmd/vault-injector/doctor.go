@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/vault-injector/vault-injector/agentconfig"
 	"github.com/vault-injector/vault-injector/doctor"
 	"github.com/vault-injector/vault-injector/internal/cliflags"
 )
@@ -39,7 +40,7 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	vaultToken := fs.String("vault-token", "", "optional operator token that may read the auth roles, to name login failures exactly (default $VAULT_TOKEN); never printed")
 	vaultCA := fs.String("vault-ca", "", "CA certificate file of Vault's TLS certificate (default $VAULT_CACERT; empty: system roots)")
 	audience := fs.String("token-audience", "vault", "token audience when the injected pod does not show one (the webhook's --token-audience)")
-	authPath := fs.String("auth-path", "auth/kubernetes", "auth mount when the pod is not injected and names none (the webhook's --auth-path)")
+	authPath := fs.String("auth-path", agentconfig.DefaultKubernetesAuthPath, "auth mount when the pod is not injected and names none (the webhook's --auth-path)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	var positional []string
 	for rest := args; ; {

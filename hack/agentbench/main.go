@@ -77,7 +77,7 @@ func run(bin string, runs int, idle time.Duration, logLevel string, methods []st
 			if err != nil {
 				return err
 			}
-			logins = append(logins, &login{method: m, authPath: "auth/kubernetes", tokenFile: tokenFile,
+			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultKubernetesAuthPath, tokenFile: tokenFile,
 				what: "kubernetes login against a local Vault"})
 		case agentconfig.MethodJWT:
 			// Vault's jwt auth is built into the test Vault: it checks the token's signature
@@ -97,7 +97,7 @@ func run(bin string, runs int, idle time.Duration, logLevel string, methods []st
 			if err != nil {
 				return err
 			}
-			logins = append(logins, &login{method: m, authPath: "auth/jwt", tokenFile: tokenFile,
+			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultJWTAuthPath, tokenFile: tokenFile,
 				what: "jwt login (Vault's built-in jwt auth: no plugin hop, no TokenReview callback) against the same Vault"})
 		default:
 			return fmt.Errorf("-methods: %q is not %q or %q", m, agentconfig.MethodKubernetes, agentconfig.MethodJWT)

@@ -23,7 +23,7 @@ func Mutator() *webhook.Mutator {
 	return &webhook.Mutator{
 		Defaults: agentconfig.Defaults{
 			Address:         "https://vault.vault.svc:8200",
-			AuthPath:        "auth/kubernetes",
+			AuthPath:        agentconfig.DefaultKubernetesAuthPath,
 			RefreshInterval: 5 * time.Minute,
 			SecretsPath:     agentconfig.SecretsDir,
 		},

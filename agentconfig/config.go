@@ -5,37 +5,9 @@
 package agentconfig
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path"
-	"strconv"
-	"strings"
 	"time"
-)
-
-// Version is the schema version written into every Config. The agent refuses a config whose
-// version it does not know rather than guessing at fields.
-//
-// Version 2 leaves out what equals its default (see Marshal); an agent of version 1 would
-// read the missing fields as empty, so it must refuse these configs, and does. Version 1
-// configs (every field written) still parse.
-const Version = 2
-
-// oldestVersion is the oldest config version this agent still reads.
-const oldestVersion = 1
-
-// Wire defaults: what an absent field of a version 2 config means. They are part of the
-// contract, independent of the webhook's flags (a flag's value is written when it differs).
-const (
-	// DefaultPerms is the mode of a rendered file when its perms are absent.
-	DefaultPerms FileMode = 0o644
-	// DefaultRefreshInterval is the refresh interval when it is absent.
-	DefaultRefreshInterval = Duration(5 * time.Minute)
-	// DefaultKubernetesAuthPath is a kubernetes identity's auth path when it is absent; a jwt
-	// identity's is DefaultJWTAuthPath.
-	DefaultKubernetesAuthPath = "auth/kubernetes"
-	DefaultJWTAuthPath        = "auth/jwt"
 )
 
 // Fixed paths inside the injected containers. The patch mounts volumes at these paths and
@@ -182,51 +154,6 @@ type Notify struct {
 	Command []string `json:"command,omitempty"`
 }
 
-// Duration is a time.Duration that reads and writes as a Go duration string ("5m").
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
-}
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string like \"5m\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// FileMode is a permission mode written as an octal string ("0640").
-type FileMode os.FileMode
-
-// IsZero reports the default mode, DefaultPerms, as zero, so a secret's omitzero perms are
-// absent when they are the default; 0000 is a mode like any other and is written.
-func (m FileMode) IsZero() bool { return m == DefaultPerms }
-
-func (m FileMode) MarshalJSON() ([]byte, error) {
-	digits := strconv.FormatUint(uint64(m), 8)
-	return []byte(`"` + strings.Repeat("0", max(0, 4-len(digits))) + digits + `"`), nil
-}
-
-func (m *FileMode) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("file mode must be an octal string like \"0640\": %w", err)
-	}
-	v, err := parsePerms(s)
-	if err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
-
 // Identity returns the identity with the given name.
 func (c *Config) Identity(name string) (Identity, bool) {
 	for _, id := range c.Identities {
@@ -235,98 +162,6 @@ func (c *Config) Identity(name string) (Identity, bool) {
 		}
 	}
 	return Identity{}, false
-}
-
-// Marshal returns the compact JSON the webhook writes into the pod: what equals its wire
-// default is left out. The config is stored in every injected pod and travels in every
-// admission answer, where it is a string inside JSON (each quote escaped) and then base64:
-// for a typical pod the defaults were a third of it. It runs on every admission, so it is
-// written by hand (configjson.go), byte for byte what encoding/json/v2 (go-json-experiment)
-// writes for the struct: <, > and & in templates stay readable instead of \u003c.
-func (c *Config) Marshal() ([]byte, error) { return c.appendJSON(make([]byte, 0, 1024)) }
-
-// defaultAuthPathOf is the auth path an identity of this method has when none is written.
-func defaultAuthPathOf(method string) string {
-	if method == MethodJWT {
-		return DefaultJWTAuthPath
-	}
-	return DefaultKubernetesAuthPath
-}
-
-// Parse reads a config written by Marshal (or by a webhook of an older version this agent
-// still reads), puts back the defaults Marshal left out and validates it, so an agent never
-// runs with a config the webhook would not have produced.
-func Parse(data []byte) (*Config, error) {
-	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("decode agent config: %w", err)
-	}
-	c.fillDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
-// fillDefaults puts back what Marshal leaves out. Perms are put back while decoding
-// (Secret.UnmarshalJSON), where an absent mode can be told from 0000.
-func (c *Config) fillDefaults() {
-	if c.Mode == "" {
-		c.Mode = ModeSidecar
-	}
-	for _, f := range []struct {
-		field *string
-		def   string
-	}{{&c.SecretsDir, SecretsDir}, {&c.HomeDir, HomeDir}, {&c.ServiceAccountTokenFile, ServiceAccountTokenFile}} {
-		if *f.field == "" {
-			*f.field = f.def
-		}
-	}
-	if c.RefreshInterval == 0 {
-		c.RefreshInterval = DefaultRefreshInterval
-	}
-	for i := range c.Identities {
-		id := &c.Identities[i]
-		if id.Method == "" {
-			id.Method = MethodKubernetes
-		}
-		if id.AuthPath == "" {
-			id.AuthPath = defaultAuthPathOf(id.Method)
-		}
-	}
-	for i := range c.Secrets {
-		s := &c.Secrets[i]
-		if s.Identity == "" {
-			s.Identity = DefaultIdentity
-		}
-		if s.File == "" {
-			s.File = s.Name
-		}
-	}
-}
-
-// UnmarshalJSON decodes a secret whose perms, when absent, are DefaultPerms.
-func (s *Secret) UnmarshalJSON(b []byte) error {
-	type fields Secret // without this method
-	f := fields{Perms: DefaultPerms}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return err
-	}
-	*s = Secret(f)
-	return nil
-}
-
-// Load reads and parses the config file at path.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read agent config: %w", err)
-	}
-	c, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
 }
 
 // Validate checks the invariants the agent relies on.

@@ -9,7 +9,7 @@ import (
 // Hand-written encoders for the two per-pod values Build encodes on every admission: the
 // status annotation and the app environment copied into our containers. encoding/json spent
 // ~8 µs of a ~90 µs admission on them by reflection. Each writes exactly what json.Marshal
-// writes (statusjson_test.go compares them), and the env encoder hands any shape it does not
+// writes (perpodjson_test.go compares them), and the env encoder hands any shape it does not
 // know to json.Marshal.
 
 // appendStatus appends st as json.Marshal encodes it.

@@ -5,6 +5,7 @@ package vaulttest
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -119,8 +120,10 @@ func startOn(ctx context.Context, bin, dir, port string, tls bool) (*Server, err
 	}
 	s := &Server{Addr: scheme + "://127.0.0.1:" + port, CACert: caCert, RootToken: RootToken, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(s.done) }()
+	// Vault creates the CA file before it has written it: wait until it holds a whole
+	// certificate, not only until it exists (a client reading it half-written fails).
 	for wait := time.Now().Add(30 * time.Second); caCert != ""; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(caCert); err == nil {
+		if pem, err := os.ReadFile(caCert); err == nil && x509.NewCertPool().AppendCertsFromPEM(pem) {
 			break
 		}
 		if time.Now().After(wait) {

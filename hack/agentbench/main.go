@@ -3,12 +3,12 @@
 // `vault-injector-agent agent` binary against it as a pod would, and reports the time from
 // process start to the ready marker (all files rendered) and the agent's RSS after it has idled
 // (re-reading its secrets every second), over several runs. It does so for two logins, taking
-// turns: kubernetes auth (in the test Vault an external plugin: a gRPC hop per login, and a
-// TokenReview callback to a reviewer this process serves) and Vault's built-in jwt auth with a
-// key generated here (neither), so the share of the test Vault's plugin hop in the wall time
-// shows. Wall time on a shared 2-core machine depends on its load (agent, Vault and this
-// process's token reviewer all need a core), so it also reports the CPU time the agent and
-// Vault spent, and the floor of exec plus Go runtime start-up.
+// turns: kubernetes auth (a TokenReview callback from Vault to a reviewer this process serves,
+// as Vault calls the API server) and jwt auth with a key generated here (Vault checks the
+// signature itself), both built into the test Vault as into a released one. Wall time on a
+// shared 2-core machine depends on its load (agent, Vault and this process's token reviewer
+// all need a core), so it also reports the CPU time the agent and Vault spent, and the floor
+// of exec plus Go runtime start-up.
 package main
 
 import (
@@ -33,7 +33,7 @@ func main() {
 	runs := flag.Int("runs", 5, "agent starts to measure")
 	idle := flag.Duration("idle", 5*time.Second, "how long the agent idles before RSS is read")
 	logLevel := flag.String("log-level", "warn", "the agent's log level (info shows its own start-up timeline)")
-	methods := flag.String("methods", "kubernetes,jwt", "the login methods to measure, taking turns: kubernetes (the test Vault's external plugin, with a TokenReview callback to this process) and jwt (built into Vault)")
+	methods := flag.String("methods", "kubernetes,jwt", "the login methods to measure, taking turns: kubernetes (with a TokenReview callback from Vault to this process) and jwt (Vault checks the signature)")
 	flag.Parse()
 	if err := run(*bin, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "agentbench:", err)
@@ -63,8 +63,7 @@ func run(bin string, runs int, idle time.Duration, logLevel string, methods []st
 	for _, m := range methods {
 		switch m {
 		case agentconfig.MethodKubernetes:
-			// The test Vault has kubernetes auth as an external plugin: a gRPC hop per login,
-			// and a TokenReview callback to the reviewer this process serves.
+			// Vault asks the reviewer this process serves, as it would ask the API server.
 			rev := vaulttest.StartTokenReviewer()
 			defer rev.Close()
 			if err := v.EnableKubernetesAuth(ctx, rev, "kubernetes"); err != nil {
@@ -80,8 +79,7 @@ func run(bin string, runs int, idle time.Duration, logLevel string, methods []st
 			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultKubernetesAuthPath, tokenFile: tokenFile,
 				what: "kubernetes login against a local Vault"})
 		case agentconfig.MethodJWT:
-			// Vault's jwt auth is built into the test Vault: it checks the token's signature
-			// with the key given here, no plugin, no callback.
+			// Vault checks the token's signature with the key given here: no callback.
 			signer, err := vaulttest.NewJWTSigner("https://kubernetes.default.svc")
 			if err != nil {
 				return err
@@ -98,7 +96,7 @@ func run(bin string, runs int, idle time.Duration, logLevel string, methods []st
 				return err
 			}
 			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultJWTAuthPath, tokenFile: tokenFile,
-				what: "jwt login (Vault's built-in jwt auth: no plugin hop, no TokenReview callback) against the same Vault"})
+				what: "jwt login (no TokenReview callback) against the same Vault"})
 		default:
 			return fmt.Errorf("-methods: %q is not %q or %q", m, agentconfig.MethodKubernetes, agentconfig.MethodJWT)
 		}

@@ -29,14 +29,13 @@ const RootToken = "e2e-root-token"
 // ConsulTemplateVersion matches test/tools/build.sh.
 const ConsulTemplateVersion = "v0.41.1"
 
-// Binary returns the vault binary built by `make tools`: the minimal server, with the plugins
-// it lacks beside it in plugins/ (PluginDir).
-func Binary() (string, error) { return tool("vault", Version+"-minimal") }
+// Flavour is the vault build's cache-key suffix (test/tools/build.sh, VAULT_FLAVOUR): Vault's
+// minimal server with kubernetes auth and the PostgreSQL database plugin built in, as in a
+// released Vault.
+const Flavour = "minimal-builtins"
 
-// PluginDir is the directory of external plugins next to a vault binary from Binary: the
-// kubernetes auth method and the PostgreSQL database plugin, registered by -dev-plugin-dir
-// under their file names, the names the tests mount them by.
-func PluginDir(bin string) string { return filepath.Join(filepath.Dir(bin), "plugins") }
+// Binary returns the vault binary built by `make tools`.
+func Binary() (string, error) { return tool("vault", Version+"-"+Flavour) }
 
 // ConsulTemplateBinary returns the consul-template binary built by `make tools`, the reference
 // the agent's rendering is compared with.
@@ -98,8 +97,7 @@ func startOn(ctx context.Context, bin, dir, port string, tls bool) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"server", "-dev", "-dev-listen-address=127.0.0.1:" + port, "-dev-root-token-id=" + RootToken, "-dev-no-store-token",
-		"-dev-plugin-dir=" + PluginDir(bin)}
+	args := []string{"server", "-dev", "-dev-listen-address=127.0.0.1:" + port, "-dev-root-token-id=" + RootToken, "-dev-no-store-token"}
 	scheme, caCert := "http", ""
 	if tls {
 		certDir := filepath.Join(dir, "vault-tls-"+port)

@@ -137,7 +137,10 @@ build_containerd() {
 # changelog) is removed after the build.
 build_vault() {
 	local src mod
-	src=$(cd "$here/vault" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/hashicorp/vault)
+	# go list names the module's directory only once it is in the module cache.
+	src=$(cd "$here/vault" && GOFLAGS=-mod=mod go mod download github.com/hashicorp/vault &&
+		GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/hashicorp/vault)
+	[ -d "$src" ] || { echo "build_vault: no directory for github.com/hashicorp/vault ($src)" >&2; return 1; }
 	mod=$1/build
 	rm -rf "$mod" && mkdir -p "$mod/vault" "$mod/wrapper" "$1/bin"
 	tar -C "$src" --exclude=./ui --exclude=./website --exclude=./changelog -cf - . | tar -C "$mod/vault" -xf -

@@ -53,17 +53,16 @@ func (a *Agent) renderEnv(ctx context.Context, res *passResult) error {
 	if err != nil {
 		return &permanentError{err}
 	}
-	_, statErr := os.Stat(env.File)
 	// Readable by the app's user: the exec style reads it in the app container.
-	wrote, err := writeFile(dir, name, content, 0o644)
+	outcome, err := writeFile(dir, name, content, 0o644)
 	if err != nil {
 		return &permanentError{fmt.Errorf("write env file: %w", err)}
 	}
-	if wrote {
+	if outcome != unchanged {
 		res.changed = append(res.changed, env.File)
-		if statErr == nil {
-			res.envReplaced = true
-		}
+	}
+	if outcome == replaced {
+		res.envReplaced = true
 	}
 	return nil
 }

@@ -68,17 +68,15 @@ func (a *Agent) renderOne(ctx context.Context, t boundTemplate, res *passResult)
 		a.dropUnleased(used)
 		return err
 	}
-	path := filepath.Join(a.cfg.SecretsDir, t.file)
-	_, statErr := os.Stat(path)
-	wrote, err := writeFile(a.cfg.SecretsDir, t.file, out, t.perms)
+	outcome, err := writeFile(a.cfg.SecretsDir, t.file, out, t.perms)
 	if err != nil {
 		return &permanentError{fmt.Errorf("write %s: %w", t.file, err)}
 	}
-	if wrote {
+	if outcome != unchanged {
 		res.changed = append(res.changed, t.file)
-		if statErr == nil {
-			res.replaced = append(res.replaced, t.file)
-		}
+	}
+	if outcome == replaced {
+		res.replaced = append(res.replaced, t.file)
 	}
 	return nil
 }

@@ -24,20 +24,20 @@ func TestWriteFileOnlyWhenChanged(t *testing.T) {
 	for i, tc := range []struct {
 		content string
 		mode    os.FileMode
-		wrote   bool
+		want    writeOutcome
 	}{
-		{"one", 0o644, true},
-		{"one", 0o644, false}, // same bytes, same mode
-		{"one", 0o400, true},  // mode change alone rewrites
-		{"two", 0o400, true},
-		{"two", 0o400, false},
+		{"one", 0o644, created},
+		{"one", 0o644, unchanged}, // same bytes, same mode
+		{"one", 0o400, replaced},  // mode change alone rewrites
+		{"two", 0o400, replaced},
+		{"two", 0o400, unchanged},
 	} {
-		wrote, err := writeFile(dir, "sub/f", []byte(tc.content), tc.mode)
+		got, err := writeFile(dir, "sub/f", []byte(tc.content), tc.mode)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if wrote != tc.wrote {
-			t.Errorf("step %d: wrote=%v, want %v", i, wrote, tc.wrote)
+		if got != tc.want {
+			t.Errorf("step %d: outcome %d, want %d", i, got, tc.want)
 		}
 		fi, err := os.Stat(filepath.Join(dir, "sub/f"))
 		if err != nil || fi.Mode().Perm() != tc.mode {
@@ -47,6 +47,21 @@ func TestWriteFileOnlyWhenChanged(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(dir, "sub"))
 	if len(ents) != 1 {
 		t.Errorf("%d entries left in the directory, want only the file (no temp files)", len(ents))
+	}
+}
+
+func TestWriteFileFailureLeavesNoTempFile(t *testing.T) {
+	dir := t.TempDir()
+	// A directory where the file should be: the rename over it fails.
+	if err := os.MkdirAll(filepath.Join(dir, "f", "inside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeFile(dir, "f", []byte("x"), 0o644); err == nil {
+		t.Fatal("writing over a directory succeeded")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "f" {
+		t.Errorf("entries %v, want only the directory (the temp file removed)", ents)
 	}
 }
 

@@ -8,7 +8,9 @@
 // signature itself), both built into the test Vault as into a released one. Wall time on a
 // shared 2-core machine depends on its load (agent, Vault and this process's token reviewer
 // all need a core), so it also reports the CPU time the agent and Vault spent, and the floor
-// of exec plus Go runtime start-up.
+// of exec plus Go runtime start-up. With -vs it measures a second build of the agent too, the
+// two taking turns against the same Vault, and prints the difference of their medians: the
+// way to judge a change to the agent on a machine whose speed drifts between runs.
 package main
 
 import (
@@ -33,15 +35,20 @@ func main() {
 	runs := flag.Int("runs", 5, "agent starts to measure")
 	idle := flag.Duration("idle", 5*time.Second, "how long the agent idles before RSS is read")
 	logLevel := flag.String("log-level", "warn", "the agent's log level (info shows its own start-up timeline)")
+	vs := flag.String("vs", "", "a second agent binary (B) to measure against -binary (A), taking turns; prints A minus B")
 	methods := flag.String("methods", "kubernetes,jwt", "the login methods to measure, taking turns: kubernetes (with a TokenReview callback from Vault to this process) and jwt (Vault checks the signature)")
 	flag.Parse()
-	if err := run(*bin, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
+	bins := []string{*bin}
+	if *vs != "" {
+		bins = append(bins, *vs)
+	}
+	if err := run(bins, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "agentbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, runs int, idle time.Duration, logLevel string, methods []string) error {
+func run(bins []string, runs int, idle time.Duration, logLevel string, methods []string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "agentbench-")
 	if err != nil {
@@ -118,51 +125,80 @@ DB_PASSWORD={{ .Data.data.password }}{{ end }}
 {{ with secret "secret/api" }}API_KEY={{ .Data.data.password }}{{ end }}
 `})
 
-	floor, err := execFloor(bin, runs)
-	if err != nil {
-		return err
+	// Each login once per binary: with -vs, A and B take turns like the methods do.
+	var subjects []*login
+	for _, l := range logins {
+		for _, bin := range bins {
+			s := *l
+			s.bin = bin
+			if len(bins) > 1 {
+				s.what += ", binary " + bin
+			}
+			subjects = append(subjects, &s)
+		}
+	}
+	floors := map[string][]time.Duration{}
+	for _, bin := range bins {
+		if floors[bin], err = execFloor(bin, runs); err != nil {
+			return err
+		}
 	}
 	for i := 0; i < runs; i++ {
-		// The methods take turns, in alternating order, so a change in the machine's load
-		// hits them alike.
-		order := slices.Clone(logins)
+		// Everything measured takes turns, in alternating order, so a change in the
+		// machine's load hits all alike.
+		order := slices.Clone(subjects)
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
-		for _, l := range order {
-			if err := l.start(bin, v, secrets, filepath.Join(filesDir, fmt.Sprint(l.method, "-run", i)), idle, logLevel); err != nil {
-				return fmt.Errorf("%s login: %w", l.method, err)
+		for j, l := range order {
+			if err := l.start(v, secrets, filepath.Join(filesDir, fmt.Sprint(l.method, "-run", i, "-", j)), idle, logLevel); err != nil {
+				return fmt.Errorf("%s login, %s: %w", l.method, l.bin, err)
 			}
 		}
 	}
 	load := procstat.LoadAverage()
-	for _, l := range logins {
+	for _, l := range subjects {
 		slices.Sort(l.rss)
 		slices.Sort(l.peak)
 		fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets on %s, %s; load average at the end %s\n", runs, filesFS, l.what, load)
 		fmt.Printf("  process start -> all files rendered: %s\n", spread(l.firstRender))
-		fmt.Printf("  of which exec + Go runtime and package init (start -> exit of `vault-injector version`): %s\n", spread(floor))
+		fmt.Printf("  of which exec + Go runtime and package init (start -> exit of `vault-injector version`): %s\n", spread(floors[l.bin]))
 		fmt.Printf("  CPU time to ready (on a core, whatever the machine's load): agent %s; Vault serving it %s\n", spread(l.agentCPU), spread(l.vaultCPU))
 		fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", idle, float64(l.rss[len(l.rss)/2])/1024, float64(l.peak[len(l.peak)-1])/1024)
 	}
+	fmt.Println()
+	if len(bins) == 2 {
+		for i := 0; i < len(subjects); i += 2 {
+			a, b := subjects[i], subjects[i+1]
+			fmt.Printf("%s login, A minus B, difference of the medians above (runs interleaved): %s\n", a.method, diffs(a, b))
+		}
+		fmt.Printf("  (A %s, B %s)\n", bins[0], bins[1])
+	}
 	if len(logins) == 2 {
-		k, j := logins[0], logins[1]
-		fmt.Printf("\n%s minus %s login, difference of the medians above (runs interleaved): start -> all files rendered %s; agent CPU %s; Vault CPU %s\n",
-			k.method, j.method, medianDiff(k.firstRender, j.firstRender), medianDiff(k.agentCPU, j.agentCPU), medianDiff(k.vaultCPU, j.vaultCPU))
+		k, j := subjects[0], subjects[len(bins)]
+		fmt.Printf("%s minus %s login (binary %s), difference of the medians above (runs interleaved): %s\n", k.method, j.method, k.bin, diffs(k, j))
 	}
 	return nil
 }
 
-// login is one auth method the agent is measured with, and what was measured.
+// diffs is what differs between the medians of a and b.
+func diffs(a, b *login) string {
+	return fmt.Sprintf("start -> all files rendered %s; agent CPU %s; Vault CPU %s",
+		medianDiff(a.firstRender, b.firstRender), medianDiff(a.agentCPU, b.agentCPU), medianDiff(a.vaultCPU, b.vaultCPU))
+}
+
+// login is one auth method the agent is measured with, the binary measured, and what was
+// measured.
 type login struct {
 	method, authPath, tokenFile, what string
+	bin                               string
 
 	firstRender, agentCPU, vaultCPU []time.Duration
 	rss, peak                       []int
 }
 
 // start runs the agent once in runDir with this login: to ready, then idle, then stopped.
-func (l *login) start(bin string, v *vaulttest.Server, secrets []agentconfig.Secret, runDir string, idle time.Duration, logLevel string) error {
+func (l *login) start(v *vaulttest.Server, secrets []agentconfig.Secret, runDir string, idle time.Duration, logLevel string) error {
 	cfg := agentconfig.Config{
 		Version: agentconfig.Version, Mode: agentconfig.ModeSidecar,
 		Identities: []agentconfig.Identity{{Name: agentconfig.DefaultIdentity, Method: l.method, AuthPath: l.authPath, Role: "app", Address: v.Addr}},
@@ -179,7 +215,7 @@ func (l *login) start(bin string, v *vaulttest.Server, secrets []agentconfig.Sec
 	if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "agent", "--config", cfgFile, "--log-level", logLevel)
+	cmd := exec.Command(l.bin, "agent", "--config", cfgFile, "--log-level", logLevel)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Stderr = os.Stderr
 	vault0 := procstat.CPUTime(v.PID())

@@ -102,8 +102,14 @@ func (v *vaultBackend) Login(ctx context.Context) (*api.SecretAuth, error) {
 }
 
 func (v *vaultBackend) Read(ctx context.Context, path string) (*api.Secret, error) {
-	path = v.kvPath(ctx, path)
-	s, err := v.client.Logical().ReadWithContext(ctx, path)
+	var s *api.Secret
+	var err error
+	if p := strings.Trim(path, "/"); readsAsWritten(p) && !v.mountKnown(p) {
+		path, s, err = v.readBesideLookup(ctx, p)
+	} else {
+		path = v.kvPath(ctx, path)
+		s, err = v.client.Logical().ReadWithContext(ctx, path)
+	}
 	if err != nil {
 		return nil, explainAccess(err, "read", path, v.id)
 	}
@@ -111,6 +117,43 @@ func (v *vaultBackend) Read(ctx context.Context, path string) (*api.Secret, erro
 		return nil, &permanentError{fmt.Errorf("no secret at %s (check the path and that the secret exists)", path)}
 	}
 	return s, nil
+}
+
+// readsAsWritten reports a path whose second segment is data, like secret/data/app: kvPath
+// keeps it whatever its mount's KV version when the mount is its first segment (on KV
+// version 2 it names data/ already; any other mount reads paths as written). Only a KV
+// version 2 mount at secret/data/ itself, or deeper, would rewrite it.
+func readsAsWritten(p string) bool {
+	parts := strings.SplitN(p, "/", 3)
+	return len(parts) == 3 && parts[1] == "data" && parts[2] != ""
+}
+
+// readBesideLookup reads p while its mount is looked up, instead of after: a pod's first
+// render waits for one Vault round trip per mount less, and Vault gets no request the
+// agent would not send anyway. When the lookup finds p rewritten after all (a KV version 2
+// mount below the first segment), the early answer was of another path of that KV mount,
+// which holds no lease: it is dropped, and the rewritten path is read.
+func (v *vaultBackend) readBesideLookup(ctx context.Context, p string) (string, *api.Secret, error) {
+	type answer struct {
+		s   *api.Secret
+		err error
+	}
+	early := make(chan answer, 1)
+	go func() {
+		s, err := v.client.Logical().ReadWithContext(ctx, p)
+		early <- answer{s, err}
+	}()
+	path := v.kvPath(ctx, p)
+	a := <-early
+	if path != p {
+		a.s, a.err = v.client.Logical().ReadWithContext(ctx, path)
+	}
+	return path, a.s, a.err
+}
+
+func (v *vaultBackend) mountKnown(p string) bool {
+	_, ok := v.mountOf(p)
+	return ok
 }
 
 // lookupOnce looks up the mount of p and remembers it. Reads run concurrently (prefetch):

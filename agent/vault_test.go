@@ -55,8 +55,12 @@ func TestOnceRendersKVv1AndKVv2(t *testing.T) {
 	e := startVault(t, readAll)
 	e.write(t, "kv/app", map[string]any{"user": "alice", "password": "s3cr3t-v1", "port": 5432})
 	e.write(t, "secret/data/app", map[string]any{"data": map[string]any{"user": "bob", "api_key": "k-v2"}})
+	// On KV version 1, data/ is part of the key: read as written (and while the mount is
+	// looked up, like secret/data/app).
+	e.write(t, "kv/data/app", map[string]any{"user": "carol"})
 	cfg := e.config(t,
 		agentconfig.Secret{Name: "v1.json", Path: "kv/app"},
+		agentconfig.Secret{Name: "v1data.json", Path: "kv/data/app"},
 		agentconfig.Secret{Name: "v2.json", Path: "secret/data/app", Perms: 0o400},
 		agentconfig.Secret{Name: "app.env", Template: `{{ with secret "secret/data/app" }}USER={{ .Data.data.user }}
 API_KEY={{ .Data.data.api_key }}{{ end }}
@@ -77,6 +81,7 @@ API_KEY={{ .Data.data.api_key }}{{ end }}
 	}{
 		{"v1.json", "{\n  \"password\": \"s3cr3t-v1\",\n  \"port\": 5432,\n  \"user\": \"alice\"\n}", 0o644},
 		{"v2.json", "{\n  \"api_key\": \"k-v2\",\n  \"user\": \"bob\"\n}", 0o400},
+		{"v1data.json", "{\n  \"user\": \"carol\"\n}", 0o644},
 		{"app.env", "USER=bob\nAPI_KEY=k-v2\nDB=alice:s3cr3t-v1@db:5432\n", 0o644},
 	} {
 		if got := readFile(t, cfg.SecretsDir, tc.file); got != tc.want {
@@ -98,8 +103,8 @@ API_KEY={{ .Data.data.api_key }}{{ end }}
 	}
 	// No temp files left beside the outputs.
 	ents, _ := os.ReadDir(cfg.SecretsDir)
-	if len(ents) != 3 {
-		t.Errorf("secrets dir holds %d entries, want the 3 files", len(ents))
+	if len(ents) != 4 {
+		t.Errorf("secrets dir holds %d entries, want the 4 files", len(ents))
 	}
 	token := stateToken(t, cfg.HomeDir)
 	sa, _ := os.ReadFile(e.tokenFile)

@@ -36,19 +36,25 @@ func main() {
 	idle := flag.Duration("idle", 5*time.Second, "how long the agent idles before RSS is read")
 	logLevel := flag.String("log-level", "warn", "the agent's log level (info shows its own start-up timeline)")
 	vs := flag.String("vs", "", "a second agent binary (B) to measure against -binary (A), taking turns; prints A minus B")
+	kvPaths := flag.String("kv-paths", "data", "how the secrets' paths are written: data (secret/data/db, as in the README's examples and HashiCorp's annotations: read while the KV mount is looked up) or short (secret/db: rewritten to secret/data/db, so read after the lookup)")
 	methods := flag.String("methods", "kubernetes,jwt", "the login methods to measure, taking turns: kubernetes (with a TokenReview callback from Vault to this process) and jwt (Vault checks the signature)")
 	flag.Parse()
 	bins := []string{*bin}
 	if *vs != "" {
 		bins = append(bins, *vs)
 	}
-	if err := run(bins, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
+	prefix, ok := map[string]string{"data": "secret/data/", "short": "secret/"}[*kvPaths]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "agentbench: -kv-paths %q is not data or short\n", *kvPaths)
+		os.Exit(2)
+	}
+	if err := run(bins, prefix, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "agentbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bins []string, runs int, idle time.Duration, logLevel string, methods []string) error {
+func run(bins []string, kvPrefix string, runs int, idle time.Duration, logLevel string, methods []string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "agentbench-")
 	if err != nil {
@@ -117,13 +123,13 @@ func run(bins []string, runs int, idle time.Duration, logLevel string, methods [
 		if _, err := root.Logical().Write("secret/data/"+name, map[string]any{"data": map[string]any{"user": name, "password": strings.Repeat("x", 32), "n": i}}); err != nil {
 			return err
 		}
-		secrets = append(secrets, agentconfig.Secret{Name: name, Identity: agentconfig.DefaultIdentity, Path: "secret/" + name, File: name + ".json", Perms: 0o640})
+		secrets = append(secrets, agentconfig.Secret{Name: name, Identity: agentconfig.DefaultIdentity, Path: kvPrefix + name, File: name + ".json", Perms: 0o640})
 	}
 	secrets = append(secrets, agentconfig.Secret{Name: "app.env", Identity: agentconfig.DefaultIdentity, File: "app.env", Perms: 0o640,
-		Template: `{{ with secret "secret/db" }}DB_USER={{ .Data.data.user }}
+		Template: strings.ReplaceAll(`{{ with secret "PREFIXdb" }}DB_USER={{ .Data.data.user }}
 DB_PASSWORD={{ .Data.data.password }}{{ end }}
-{{ with secret "secret/api" }}API_KEY={{ .Data.data.password }}{{ end }}
-`})
+{{ with secret "PREFIXapi" }}API_KEY={{ .Data.data.password }}{{ end }}
+`, "PREFIX", kvPrefix)})
 
 	// Each login once per binary: with -vs, A and B take turns like the methods do.
 	var subjects []*login
@@ -160,7 +166,7 @@ DB_PASSWORD={{ .Data.data.password }}{{ end }}
 	for _, l := range subjects {
 		slices.Sort(l.rss)
 		slices.Sort(l.peak)
-		fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets on %s, %s; load average at the end %s\n", runs, filesFS, l.what, load)
+		fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets (%s...) on %s, %s; load average at the end %s\n", runs, kvPrefix, filesFS, l.what, load)
 		fmt.Printf("  process start -> all files rendered: %s\n", spread(l.firstRender))
 		fmt.Printf("  of which exec + Go runtime and package init (start -> exit of `vault-injector version`): %s\n", spread(floors[l.bin]))
 		fmt.Printf("  CPU time to ready (on a core, whatever the machine's load): agent %s; Vault serving it %s\n", spread(l.agentCPU), spread(l.vaultCPU))

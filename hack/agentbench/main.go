@@ -221,6 +221,11 @@ func (l *login) start(v *vaulttest.Server, secrets []agentconfig.Secret, runDir 
 	if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
 		return err
 	}
+	watch, err := watchCreations(cfg.HomeDir)
+	if err != nil {
+		return err
+	}
+	defer watch.Close()
 	cmd := exec.Command(l.bin, "agent", "--config", cfgFile, "--log-level", logLevel)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Stderr = os.Stderr
@@ -229,18 +234,10 @@ func (l *login) start(v *vaulttest.Server, secrets []agentconfig.Secret, runDir 
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	ready := filepath.Join(cfg.HomeDir, "ready")
-	deadline := start.Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return fmt.Errorf("agent not ready after 20s")
-		}
-		time.Sleep(time.Millisecond)
+	if err := waitCreated(watch, "ready", start.Add(20*time.Second)); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("agent not ready: %w", err)
 	}
 	l.firstRender = append(l.firstRender, time.Since(start))
 	l.agentCPU = append(l.agentCPU, procstat.CPUTime(cmd.Process.Pid))

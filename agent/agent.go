@@ -183,7 +183,7 @@ func (a *Agent) Once(ctx context.Context, budget time.Duration) error {
 // leases keep being renewed.
 func (a *Agent) Run(ctx context.Context) error {
 	a.adopt(ctx)
-	readyFile := filepath.Join(a.cfg.HomeDir, "ready")
+	readyFile := filepath.Join(a.cfg.HomeDir, agentconfig.ReadyName)
 	// A restarted sidecar finds the marker of its predecessor: the app already runs on these
 	// files, so a failure is reported and retried, never a reason to exit.
 	_, err := os.Stat(readyFile)

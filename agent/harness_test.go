@@ -201,7 +201,7 @@ func waitReady(t *testing.T, cfg *agentconfig.Config, r *running) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(cfg.HomeDir, "ready")); err == nil {
+		if _, err := os.Stat(filepath.Join(cfg.HomeDir, agentconfig.ReadyName)); err == nil {
 			return
 		}
 		select {

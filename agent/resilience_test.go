@@ -120,7 +120,7 @@ func runUntilAdopted(t *testing.T, cfg *agentconfig.Config, v *fakeVault) string
 	a, logs := fakeAgent(t, cfg, v)
 	r := runAgent(t, a)
 	eventually(t, 5*time.Second, "the sidecar to adopt and render", func() bool {
-		return strings.Contains(logs.String(), "adopted the state") && fileExists(filepath.Join(cfg.HomeDir, "ready"))
+		return strings.Contains(logs.String(), "adopted the state") && fileExists(filepath.Join(cfg.HomeDir, agentconfig.ReadyName))
 	})
 	time.Sleep(200 * time.Millisecond)
 	if err := r.stop(t); err != nil {

@@ -32,9 +32,11 @@ const (
 	ServiceAccountTokenDir = "/var/run/secrets/vault-injector"
 	// ServiceAccountTokenFile is the projected token with the webhook's Vault audience.
 	ServiceAccountTokenFile = ServiceAccountTokenDir + "/token"
-	// ReadyFile appears once every file has been rendered; the native sidecar's startupProbe
-	// checks it.
-	ReadyFile = HomeDir + "/ready"
+	// ReadyName is the marker the agent writes into its home directory once every file has
+	// been rendered; ReadyFile is where it is in the pod, which the native sidecar's
+	// startupProbe checks.
+	ReadyName = "ready"
+	ReadyFile = HomeDir + "/" + ReadyName
 )
 
 // Mode says how long the agent runs.

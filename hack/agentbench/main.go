@@ -234,7 +234,7 @@ func (l *login) start(v *vaulttest.Server, secrets []agentconfig.Secret, runDir 
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	if err := waitCreated(watch, "ready", start.Add(20*time.Second)); err != nil {
+	if err := waitCreated(watch, agentconfig.ReadyName, start.Add(20*time.Second)); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return fmt.Errorf("agent not ready: %w", err)

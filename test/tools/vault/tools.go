@@ -1,7 +1,8 @@
 //go:build tools
 
 // Package tools keeps in this wrapper module's requirements the vault server and the two
-// plugins the tests need that a minimal server lacks (test/tools/build.sh, build_vault).
+// plugins the tests need that a minimal server lacks; build_vault (test/tools/build.sh) builds
+// them into the server (overlay/registry_min.go).
 package tools
 
 import (

@@ -1,7 +1,7 @@
 //go:build minimal
 
-// This file replaces helper/builtinplugins/registry_min.go of the Vault module when
-// test/tools/build.sh builds the test server (go build -overlay). Vault's minimal build leaves
+// This file replaces helper/builtinplugins/registry_min.go in the copy of the Vault module that
+// test/tools/build.sh builds the test server from (build_vault). Vault's minimal build leaves
 // out the cloud SDKs of its full plugin set, which were most of a 16-minute cold build; it also
 // leaves out the two plugins the tests use, which a released Vault has built in. Served as
 // external plugins they cost a gRPC hop and a plugin process on every login and every

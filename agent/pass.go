@@ -27,14 +27,15 @@ type passResult struct {
 func (a *Agent) pass(ctx context.Context) (passResult, error) {
 	var res passResult
 	var errs []error
+	templates := a.templates()
 	if !a.prefetchDone {
 		// The process's first pass only: it is what the pod waits for. Later passes read
 		// in turn, on the connections the client keeps (two).
 		a.prefetchDone = true
-		a.prefetch(ctx)
+		a.prefetch(ctx, templates)
 		defer a.keepPrefetched()
 	}
-	for _, t := range a.templates() {
+	for _, t := range templates {
 		if t.err != nil {
 			errs = append(errs, t.err)
 			continue

@@ -20,16 +20,17 @@ type prefetched struct {
 }
 
 // prefetch reads at once the secrets the process's first pass is sure to read and does not
-// hold (adopted from a previous agent of the pod): those of outputs without a template of
-// their own, whose default template reads their path and nothing else. The files then wait for
-// about one Vault round trip instead of one per secret (3 KV secrets at a pod's start: 4 round
-// trips, now 2 with the KV mount lookup). Everything around a read stays on this goroutine and
+// hold (adopted from a previous agent of the pod): those its templates read with a literal path
+// before any branch (sureReads), which covers every output without a template of its own (its
+// default template reads its path and nothing else). The files then wait for about one Vault
+// round trip instead of one per secret (3 KV secrets at a pod's start: 4 round trips, now 2
+// with the KV mount lookup, 1 for paths that name data/). Everything around a read stays on this goroutine and
 // in fetch's order: the path policy check, then the login (once per identity, as the first
 // fetch would); only the reads run concurrently. fetch takes each answer, success or error, as
 // if it had read it itself, so a path is still read once per pass and its error handled as
 // before; an answer read with a token the identity no longer holds (a 403 made fetch drop it)
 // is not taken: fetch logs in and reads again, as before.
-func (a *Agent) prefetch(ctx context.Context) {
+func (a *Agent) prefetch(ctx context.Context, templates []boundTemplate) {
 	type want struct {
 		key, identity, path string
 		b                   Backend
@@ -37,16 +38,18 @@ func (a *Agent) prefetch(ctx context.Context) {
 	}
 	var wants []*want
 	seen := map[string]bool{}
-	for _, s := range a.cfg.Secrets {
-		if s.Template != "" || s.Path == "" {
+	for _, t := range templates {
+		if t.err != nil {
 			continue
 		}
-		key := entryKey(s.Identity, s.Path, nil)
-		if seen[key] || a.entries[key] != nil || a.prefetched[key] != nil {
-			continue
+		for _, path := range sureReads(t.name, t.text) {
+			key := entryKey(t.identity, path, nil)
+			if seen[key] || a.entries[key] != nil || a.prefetched[key] != nil {
+				continue
+			}
+			seen[key] = true
+			wants = append(wants, &want{key: key, identity: t.identity, path: path})
 		}
-		seen[key] = true
-		wants = append(wants, &want{key: key, identity: s.Identity, path: s.Path})
 	}
 	if len(wants) < 2 {
 		return // nothing to overlap: fetch reads it in turn

@@ -165,7 +165,7 @@ func TestPrefetchKeepsUntakenLeases(t *testing.T) {
 	cfg := pathConfig(t, "database/creds/a", "database/creds/b")
 	a, _ := fakeAgent(t, cfg, v)
 	ctx, cancel := context.WithCancel(context.Background())
-	a.prefetch(ctx)
+	a.prefetch(ctx, a.templates())
 	cancel()
 	if _, err := a.pass(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Logf("pass: %v", err)

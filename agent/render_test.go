@@ -108,6 +108,7 @@ func FuzzRender(f *testing.F) {
 		`{{ divide 0 (parseInt "7") }}{{ modulo 2 (parseUint "9") }}{{ maximum 1 -2.5 }}{{ range loop 3 }}{{ . }}{{ end }}`,
 		`{{ define "d" }}{{ . | toUnescapedJSON }}{{ end }}{{ executeTemplate "d" (parseYAML "a: [1, b]") }}`,
 		`{{ sprig_dict "a" 1 | toTOML }}{{ sprig_list 1 "x" | containsAny (sprig_list "x") }}{{ explodeMap (sprig_dict "a/b" 1) }}`,
+		`{{ $s := secret "kv/a" }}{{ if secret "kv/b" }}{{ secret "kv/c" }}{{ else }}{{ secret "kv/d" }}{{ end }}{{ secret "kv/e" | toJSON }}`,
 	} {
 		f.Add(s)
 	}
@@ -125,7 +126,19 @@ func FuzzRender(f *testing.F) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		_, _ = render(ctx, tmpl{name: "fuzz", text: text}, fixedFetch)
+		read := map[string]bool{}
+		_, err := render(ctx, tmpl{name: "fuzz", text: text}, func(ctx context.Context, path string, data map[string]any) (*Secret, error) {
+			if data == nil {
+				read[path] = true
+			}
+			return fixedFetch(ctx, path, data)
+		})
+		// What prefetch reads ahead must be what a successful render reads.
+		for _, p := range sureReads("fuzz", text) {
+			if err == nil && !read[p] {
+				t.Errorf("sureReads names %q, which the render did not read", p)
+			}
+		}
 	})
 }
 

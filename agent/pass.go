@@ -95,18 +95,21 @@ func (a *Agent) annotationOutput(file string) (agentconfig.Secret, bool) {
 type boundTemplate struct {
 	tmpl
 	identity string
-	err      error
+	// defaultPath is the output's path when the template is its default one, which reads
+	// that path and nothing else.
+	defaultPath string
+	err         error
 }
 
 // templates lists what to render: the secrets of the config, then the ConfigMap's templates.
 func (a *Agent) templates() []boundTemplate {
 	var out []boundTemplate
 	for _, s := range a.cfg.Secrets {
-		text := s.Template
-		if text == "" {
-			text = defaultTemplate(s.Path)
+		t := boundTemplate{tmpl: tmpl{name: s.Name, text: s.Template, file: s.File, perms: os.FileMode(s.Perms)}, identity: s.Identity}
+		if s.Template == "" {
+			t.text, t.defaultPath = defaultTemplate(s.Path), s.Path
 		}
-		out = append(out, boundTemplate{tmpl: tmpl{name: s.Name, text: text, file: s.File, perms: os.FileMode(s.Perms)}, identity: s.Identity})
+		out = append(out, t)
 	}
 	if a.cfg.TemplatesDir == "" {
 		return out

@@ -42,7 +42,11 @@ func (a *Agent) prefetch(ctx context.Context, templates []boundTemplate) {
 		if t.err != nil {
 			continue
 		}
-		for _, path := range sureReads(t.name, t.text) {
+		paths := []string{t.defaultPath}
+		if t.defaultPath == "" {
+			paths = sureReads(t.name, t.text) // parsed only when written by hand
+		}
+		for _, path := range paths {
 			key := entryKey(t.identity, path, nil)
 			if seen[key] || a.entries[key] != nil || a.prefetched[key] != nil {
 				continue

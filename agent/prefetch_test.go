@@ -52,14 +52,11 @@ func (b *barrierBackend) Read(ctx context.Context, path string) (*api.Secret, er
 	return b.fakeClient.Read(ctx, path)
 }
 
-// The secrets of outputs without a template are read at once, each once, after one login, and
-// render as before.
-func TestPrefetchReadsDefaultTemplateSecretsConcurrently(t *testing.T) {
-	v := newFakeVault()
-	for _, p := range []string{"kv/a", "kv/b", "kv/c"} {
-		v.set(p, map[string]any{"v": p})
-	}
-	cfg := pathConfig(t, "kv/a", "kv/b", "kv/c")
+// onceWithBarrier renders cfg once against v (which holds kv/a, kv/b and kv/c) through a
+// barrierBackend waiting for 3 reads, and checks that the 3 were in flight at once and each
+// read once.
+func onceWithBarrier(t *testing.T, cfg *agentconfig.Config, v *fakeVault) (*Agent, *barrierBackend) {
+	t.Helper()
 	b := &barrierBackend{fakeClient: v.backend(), want: 3, arrived: make(chan struct{})}
 	a := NewWithBackends(cfg, discardLog(), map[string]Backend{agentconfig.DefaultIdentity: b})
 	if err := a.Once(context.Background(), time.Second); err != nil {
@@ -71,14 +68,31 @@ func TestPrefetchReadsDefaultTemplateSecretsConcurrently(t *testing.T) {
 	if got := v.count(&v.reads); got != 3 {
 		t.Errorf("%d reads; want 3 (each path once)", got)
 	}
+	if len(a.prefetched) != 0 {
+		t.Errorf("%d prefetched answers left over", len(a.prefetched))
+	}
+	return a, b
+}
+
+func abcVault() *fakeVault {
+	v := newFakeVault()
+	for _, p := range []string{"kv/a", "kv/b", "kv/c"} {
+		v.set(p, map[string]any{"v": p})
+	}
+	return v
+}
+
+// The secrets of outputs without a template are read at once, each once, after one login, and
+// render as before.
+func TestPrefetchReadsDefaultTemplateSecretsConcurrently(t *testing.T) {
+	v := abcVault()
+	cfg := pathConfig(t, "kv/a", "kv/b", "kv/c")
+	a, b := onceWithBarrier(t, cfg, v)
 	if got := v.count(&v.logins); got != 1 {
 		t.Errorf("%d logins; want 1", got)
 	}
 	if got := fileContent(cfg.SecretsDir, "kv-b"); !strings.Contains(got, `"v": "kv/b"`) {
 		t.Errorf("kv-b = %q", got)
-	}
-	if len(a.prefetched) != 0 {
-		t.Errorf("%d prefetched answers left over", len(a.prefetched))
 	}
 	// Later passes (refreshes) read in turn.
 	clear(a.entries)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -37,31 +36,15 @@ func TestSureReads(t *testing.T) {
 // A template reading several secrets before any branch has them read at once on the first
 // pass, each once, and renders as before.
 func TestPrefetchReadsATemplatesSecretsConcurrently(t *testing.T) {
-	v := newFakeVault()
-	for _, p := range []string{"kv/a", "kv/b", "kv/c"} {
-		v.set(p, map[string]any{"v": p})
-	}
+	v := abcVault()
 	cfg := fakeConfig(t, time.Hour)
 	cfg.Secrets = append(cfg.Secrets, agentconfig.Secret{Name: "app.env", Identity: agentconfig.DefaultIdentity, File: "app.env", Perms: 0o600,
 		Template: `{{ with secret "kv/a" }}A={{ .Data.v }}{{ end }}
 {{ with secret "kv/b" }}B={{ .Data.v }}{{ end }}
 {{ with secret "kv/c" }}C={{ .Data.v }}{{ end }}
 `})
-	b := &barrierBackend{fakeClient: v.backend(), want: 3, arrived: make(chan struct{})}
-	a := NewWithBackends(cfg, discardLog(), map[string]Backend{agentconfig.DefaultIdentity: b})
-	if err := a.Once(context.Background(), time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if b.most != 3 {
-		t.Errorf("at most %d reads in flight; want the 3 at once", b.most)
-	}
-	if got := v.count(&v.reads); got != 3 {
-		t.Errorf("%d reads; want 3 (each path once)", got)
-	}
+	onceWithBarrier(t, cfg, v)
 	if got := fileContent(cfg.SecretsDir, "app.env"); got != "A=kv/a\nB=kv/b\nC=kv/c\n" {
 		t.Errorf("app.env = %q", got)
-	}
-	if len(a.prefetched) != 0 {
-		t.Errorf("%d prefetched answers left untaken", len(a.prefetched))
 	}
 }

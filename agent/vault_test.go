@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -469,8 +470,12 @@ password={{ .Data.password }}
 func TestNotifyOnChange(t *testing.T) {
 	e := startVault(t, readAll)
 	e.write(t, "kv/a", map[string]any{"v": "one"})
-	// A process with a name nothing else on the machine has, standing in for the app.
-	app := filepath.Join(t.TempDir(), "vi-notify-app")
+	// A process with a name nothing else on the machine has, standing in for the app. The
+	// agent signals every process of that name on the machine, so the name carries this test
+	// process's PID: two runs of the test at once (two clones) must not signal each other's
+	// (the kernel keeps 15 characters of a name).
+	name := fmt.Sprintf("vi-notify-%d", os.Getpid()%100000)
+	app := filepath.Join(t.TempDir(), name)
 	if err := os.Link("/bin/sleep", app); err != nil {
 		b, err := os.ReadFile("/bin/sleep")
 		if err != nil {
@@ -496,7 +501,7 @@ func TestNotifyOnChange(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "notified")
 	cfg := e.config(t, agentconfig.Secret{Name: "a", Template: `{{ with secret "kv/a" }}{{ .Data.v }}{{ end }}`})
 	cfg.RefreshInterval = agentconfig.Duration(time.Second)
-	cfg.Notify = &agentconfig.Notify{Signal: "SIGHUP", Process: "vi-notify-app", Command: []string{"/bin/sh", "-c", "echo reloaded >> " + marker}}
+	cfg.Notify = &agentconfig.Notify{Signal: "SIGHUP", Process: name, Command: []string{"/bin/sh", "-c", "echo reloaded >> " + marker}}
 	a, logs := newTestAgent(t, cfg)
 	r := runAgent(t, a)
 	waitReady(t, cfg, r)

@@ -12,6 +12,17 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
+// readKV reads p at the path its mount makes of it (kvPath) and says which path that was.
+func (v *vaultBackend) readKV(ctx context.Context, p string) (string, *api.Secret, error) {
+	p = strings.Trim(p, "/")
+	if _, known := v.mountOf(p); !known && readsAsWritten(p) {
+		return v.readBesideLookup(ctx, p)
+	}
+	path := v.kvPath(ctx, p)
+	s, err := v.client.Logical().ReadWithContext(ctx, path)
+	return path, s, err
+}
+
 // readsAsWritten reports a path whose second segment is data, like secret/data/app: kvPath
 // keeps it whatever its mount's KV version when the mount is its first segment (on KV
 // version 2 it names data/ already; any other mount reads paths as written). Only a KV
@@ -42,11 +53,6 @@ func (v *vaultBackend) readBesideLookup(ctx context.Context, p string) (string, 
 		a.s, a.err = v.client.Logical().ReadWithContext(ctx, path)
 	}
 	return path, a.s, a.err
-}
-
-func (v *vaultBackend) mountKnown(p string) bool {
-	_, ok := v.mountOf(p)
-	return ok
 }
 
 // lookupOnce looks up the mount of p and remembers it. Reads run concurrently (prefetch):

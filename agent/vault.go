@@ -101,14 +101,7 @@ func (v *vaultBackend) Login(ctx context.Context) (*api.SecretAuth, error) {
 }
 
 func (v *vaultBackend) Read(ctx context.Context, path string) (*api.Secret, error) {
-	var s *api.Secret
-	var err error
-	if p := strings.Trim(path, "/"); readsAsWritten(p) && !v.mountKnown(p) {
-		path, s, err = v.readBesideLookup(ctx, p)
-	} else {
-		path = v.kvPath(ctx, path)
-		s, err = v.client.Logical().ReadWithContext(ctx, path)
-	}
+	path, s, err := v.readKV(ctx, path)
 	if err != nil {
 		return nil, explainAccess(err, "read", path, v.id)
 	}

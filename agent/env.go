@@ -58,10 +58,7 @@ func (a *Agent) renderEnv(ctx context.Context, res *passResult) error {
 	if err != nil {
 		return &permanentError{fmt.Errorf("write env file: %w", err)}
 	}
-	if outcome != unchanged {
-		res.changed = append(res.changed, env.File)
-	}
-	if outcome == replaced {
+	if res.wrote(env.File, outcome) {
 		res.envReplaced = true
 	}
 	return nil

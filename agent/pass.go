@@ -73,13 +73,19 @@ func (a *Agent) renderOne(ctx context.Context, t boundTemplate, res *passResult)
 	if err != nil {
 		return &permanentError{fmt.Errorf("write %s: %w", t.file, err)}
 	}
-	if outcome != unchanged {
-		res.changed = append(res.changed, t.file)
-	}
-	if outcome == replaced {
+	if res.wrote(t.file, outcome) {
 		res.replaced = append(res.replaced, t.file)
 	}
 	return nil
+}
+
+// wrote records a file writeFile created or replaced, and reports whether it replaced one
+// (which the app may have read already).
+func (r *passResult) wrote(file string, o writeOutcome) bool {
+	if o != unchanged {
+		r.changed = append(r.changed, file)
+	}
+	return o == replaced
 }
 
 // annotationOutput returns the output of the pod's annotations that writes file, or below it.

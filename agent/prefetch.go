@@ -21,15 +21,15 @@ type prefetched struct {
 
 // prefetch reads at once the secrets the process's first pass is sure to read and does not
 // hold (adopted from a previous agent of the pod): those its templates read with a literal path
-// before any branch (sureReads), which covers every output without a template of its own (its
-// default template reads its path and nothing else). The files then wait for about one Vault
-// round trip instead of one per secret (3 KV secrets at a pod's start: 4 round trips, now 2
-// with the KV mount lookup, 1 for paths that name data/). Everything around a read stays on this goroutine and
-// in fetch's order: the path policy check, then the login (once per identity, as the first
-// fetch would); only the reads run concurrently. fetch takes each answer, success or error, as
-// if it had read it itself, so a path is still read once per pass and its error handled as
-// before; an answer read with a token the identity no longer holds (a 403 made fetch drop it)
-// is not taken: fetch logs in and reads again, as before.
+// before any branch (sureReads), and the path of every output without a template of its own
+// (its default template reads that path and nothing else). The files then wait for about one
+// Vault round trip instead of one per secret (3 KV secrets at a pod's start: 4 round trips, now
+// 2 with the KV mount lookup, 1 for paths that name data/). Everything around a read stays on
+// this goroutine and in fetch's order: the path policy check, then the login (once per
+// identity, as the first fetch would); only the reads run concurrently. fetch takes each
+// answer, success or error, as if it had read it itself, so a path is still read once per pass
+// and its error handled as before; an answer read with a token the identity no longer holds (a
+// 403 made fetch drop it) is not taken: fetch logs in and reads again, as before.
 func (a *Agent) prefetch(ctx context.Context, templates []boundTemplate) {
 	type want struct {
 		key, identity, path string

@@ -6,9 +6,10 @@ import (
 
 // sureReads lists the paths a template reads with `secret "<literal path>"` whatever its data:
 // in an action at the top level of the template, or in the pipeline of a top-level if, with or
-// range (`{{ with secret "kv/data/app" }}`), which runs before any branch is chosen. A read in a
-// branch's body, in a defined template, with write arguments, through a variable or inside
-// another function's arguments (and/or stop early) is left out: it may not happen. The first
+// range (`{{ with secret "kv/data/app" }}`, `{{ $s := secret "kv/a" }}`), which runs before any
+// branch is chosen. A read in a branch's body, in a defined template, with write arguments,
+// with a path built at render time (a variable, printf) or inside another function's arguments
+// (and/or stop early) is left out: it may not happen, or not at a path known now. The first
 // pass reads these at once (prefetch), as consul-template fetches a template's dependencies
 // together. A template that does not parse has none: rendering reports its error.
 func sureReads(name, text string) []string {

@@ -39,22 +39,32 @@ func main() {
 	kvPaths := flag.String("kv-paths", "data", "how the secrets' paths are written: data (secret/data/db, as in the README's examples and HashiCorp's annotations: read while the KV mount is looked up) or short (secret/db: rewritten to secret/data/db, so read after the lookup)")
 	methods := flag.String("methods", "kubernetes,jwt", "the login methods to measure, taking turns: kubernetes (with a TokenReview callback from Vault to this process) and jwt (Vault checks the signature)")
 	flag.Parse()
-	bins := []string{*bin}
+	o := options{bins: []string{*bin}, runs: *runs, idle: *idle, logLevel: *logLevel, methods: strings.Split(*methods, ",")}
 	if *vs != "" {
-		bins = append(bins, *vs)
+		o.bins = append(o.bins, *vs)
 	}
-	prefix, ok := map[string]string{"data": "secret/data/", "short": "secret/"}[*kvPaths]
-	if !ok {
+	var ok bool
+	if o.kvPrefix, ok = map[string]string{"data": "secret/data/", "short": "secret/"}[*kvPaths]; !ok {
 		fmt.Fprintf(os.Stderr, "agentbench: -kv-paths %q is not data or short\n", *kvPaths)
 		os.Exit(2)
 	}
-	if err := run(bins, prefix, *runs, *idle, *logLevel, strings.Split(*methods, ",")); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "agentbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bins []string, kvPrefix string, runs int, idle time.Duration, logLevel string, methods []string) error {
+// options are the bench's flags.
+type options struct {
+	bins     []string // the agent binary, and the one of -vs
+	kvPrefix string   // of the secrets' paths (-kv-paths)
+	runs     int
+	idle     time.Duration
+	logLevel string
+	methods  []string
+}
+
+func run(o options) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "agentbench-")
 	if err != nil {
@@ -71,48 +81,10 @@ func run(bins []string, kvPrefix string, runs int, idle time.Duration, logLevel 
 		return err
 	}
 	defer v.Stop()
-	const policy = `path "secret/data/*" { capabilities = ["read"] }`
-	var logins []*login
-	for _, m := range methods {
-		switch m {
-		case agentconfig.MethodKubernetes:
-			// Vault asks the reviewer this process serves, as it would ask the API server.
-			rev := vaulttest.StartTokenReviewer()
-			defer rev.Close()
-			if err := v.EnableKubernetesAuth(ctx, rev, "kubernetes"); err != nil {
-				return err
-			}
-			if err := v.Role(ctx, "kubernetes", "app", "demo", "app", policy, nil); err != nil {
-				return err
-			}
-			tokenFile, err := rev.MintFile(dir, "demo", "app")
-			if err != nil {
-				return err
-			}
-			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultKubernetesAuthPath, tokenFile: tokenFile,
-				what: "kubernetes login against a local Vault"})
-		case agentconfig.MethodJWT:
-			// Vault checks the token's signature with the key given here: no callback.
-			signer, err := vaulttest.NewJWTSigner("https://kubernetes.default.svc")
-			if err != nil {
-				return err
-			}
-			if err := v.EnableJWTAuth(ctx, "jwt", signer.PublicKeyPEM, signer.Issuer); err != nil {
-				return err
-			}
-			if err := v.JWTRole(ctx, "jwt", "app", "vault", "demo", "app", policy); err != nil {
-				return err
-			}
-			// Minted for 10 minutes: longer than a bench run.
-			tokenFile, err := signer.MintFile(dir, "jwt-token", "vault", "demo", "app", "app-0")
-			if err != nil {
-				return err
-			}
-			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultJWTAuthPath, tokenFile: tokenFile,
-				what: "jwt login (no TokenReview callback) against the same Vault"})
-		default:
-			return fmt.Errorf("-methods: %q is not %q or %q", m, agentconfig.MethodKubernetes, agentconfig.MethodJWT)
-		}
+	logins, closeLogins, err := setUpLogins(ctx, v, dir, o.methods)
+	defer closeLogins()
+	if err != nil {
+		return err
 	}
 	root, err := v.Client()
 	if err != nil {
@@ -123,33 +95,33 @@ func run(bins []string, kvPrefix string, runs int, idle time.Duration, logLevel 
 		if _, err := root.Logical().Write("secret/data/"+name, map[string]any{"data": map[string]any{"user": name, "password": strings.Repeat("x", 32), "n": i}}); err != nil {
 			return err
 		}
-		secrets = append(secrets, agentconfig.Secret{Name: name, Identity: agentconfig.DefaultIdentity, Path: kvPrefix + name, File: name + ".json", Perms: 0o640})
+		secrets = append(secrets, agentconfig.Secret{Name: name, Identity: agentconfig.DefaultIdentity, Path: o.kvPrefix + name, File: name + ".json", Perms: 0o640})
 	}
 	secrets = append(secrets, agentconfig.Secret{Name: "app.env", Identity: agentconfig.DefaultIdentity, File: "app.env", Perms: 0o640,
 		Template: strings.ReplaceAll(`{{ with secret "PREFIXdb" }}DB_USER={{ .Data.data.user }}
 DB_PASSWORD={{ .Data.data.password }}{{ end }}
 {{ with secret "PREFIXapi" }}API_KEY={{ .Data.data.password }}{{ end }}
-`, "PREFIX", kvPrefix)})
+`, "PREFIX", o.kvPrefix)})
 
 	// Each login once per binary: with -vs, A and B take turns like the methods do.
 	var subjects []*login
 	for _, l := range logins {
-		for _, bin := range bins {
+		for _, bin := range o.bins {
 			s := *l
 			s.bin = bin
-			if len(bins) > 1 {
+			if len(o.bins) > 1 {
 				s.what += ", binary " + bin
 			}
 			subjects = append(subjects, &s)
 		}
 	}
 	floors := map[string][]time.Duration{}
-	for _, bin := range bins {
-		if floors[bin], err = execFloor(bin, runs); err != nil {
+	for _, bin := range o.bins {
+		if floors[bin], err = execFloor(bin, o.runs); err != nil {
 			return err
 		}
 	}
-	for i := 0; i < runs; i++ {
+	for i := 0; i < o.runs; i++ {
 		// Everything measured takes turns, in alternating order, so a change in the
 		// machine's load hits all alike.
 		order := slices.Clone(subjects)
@@ -157,34 +129,95 @@ DB_PASSWORD={{ .Data.data.password }}{{ end }}
 			slices.Reverse(order)
 		}
 		for j, l := range order {
-			if err := l.start(v, secrets, filepath.Join(filesDir, fmt.Sprint(l.method, "-run", i, "-", j)), idle, logLevel); err != nil {
+			if err := l.start(v, secrets, filepath.Join(filesDir, fmt.Sprint(l.method, "-run", i, "-", j)), o.idle, o.logLevel); err != nil {
 				return fmt.Errorf("%s login, %s: %w", l.method, l.bin, err)
 			}
 		}
 	}
+	o.report(filesFS, len(logins), subjects, floors)
+	return nil
+}
+
+// setUpLogins prepares Vault for each login method and mints the token the agent logs in with.
+// The returned close stops what the logins need beside Vault (the TokenReview stand-in).
+func setUpLogins(ctx context.Context, v *vaulttest.Server, dir string, methods []string) ([]*login, func(), error) {
+	const policy = `path "secret/data/*" { capabilities = ["read"] }`
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	var logins []*login
+	for _, m := range methods {
+		switch m {
+		case agentconfig.MethodKubernetes:
+			// Vault asks the reviewer this process serves, as it would ask the API server.
+			rev := vaulttest.StartTokenReviewer()
+			closers = append(closers, rev.Close)
+			if err := v.EnableKubernetesAuth(ctx, rev, "kubernetes"); err != nil {
+				return nil, closeAll, err
+			}
+			if err := v.Role(ctx, "kubernetes", "app", "demo", "app", policy, nil); err != nil {
+				return nil, closeAll, err
+			}
+			tokenFile, err := rev.MintFile(dir, "demo", "app")
+			if err != nil {
+				return nil, closeAll, err
+			}
+			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultKubernetesAuthPath, tokenFile: tokenFile,
+				what: "kubernetes login against a local Vault"})
+		case agentconfig.MethodJWT:
+			// Vault checks the token's signature with the key given here: no callback.
+			signer, err := vaulttest.NewJWTSigner("https://kubernetes.default.svc")
+			if err != nil {
+				return nil, closeAll, err
+			}
+			if err := v.EnableJWTAuth(ctx, "jwt", signer.PublicKeyPEM, signer.Issuer); err != nil {
+				return nil, closeAll, err
+			}
+			if err := v.JWTRole(ctx, "jwt", "app", "vault", "demo", "app", policy); err != nil {
+				return nil, closeAll, err
+			}
+			// Minted for 10 minutes: longer than a bench run.
+			tokenFile, err := signer.MintFile(dir, "jwt-token", "vault", "demo", "app", "app-0")
+			if err != nil {
+				return nil, closeAll, err
+			}
+			logins = append(logins, &login{method: m, authPath: agentconfig.DefaultJWTAuthPath, tokenFile: tokenFile,
+				what: "jwt login (no TokenReview callback) against the same Vault"})
+		default:
+			return nil, closeAll, fmt.Errorf("-methods: %q is not %q or %q", m, agentconfig.MethodKubernetes, agentconfig.MethodJWT)
+		}
+	}
+	return logins, closeAll, nil
+}
+
+// report prints each measured subject, then the differences of their medians: A minus B with
+// -vs, and kubernetes minus jwt login when both were measured.
+func (o options) report(filesFS string, methods int, subjects []*login, floors map[string][]time.Duration) {
 	load := procstat.LoadAverage()
 	for _, l := range subjects {
 		slices.Sort(l.rss)
 		slices.Sort(l.peak)
-		fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets (%s...) on %s, %s; load average at the end %s\n", runs, kvPrefix, filesFS, l.what, load)
+		fmt.Printf("\nagent: %d runs, 4 files from 3 KV v2 secrets (%s...) on %s, %s; load average at the end %s\n", o.runs, o.kvPrefix, filesFS, l.what, load)
 		fmt.Printf("  process start -> all files rendered: %s\n", spread(l.firstRender))
 		fmt.Printf("  of which exec + Go runtime and package init (start -> exit of `vault-injector version`): %s\n", spread(floors[l.bin]))
 		fmt.Printf("  CPU time to ready (on a core, whatever the machine's load): agent %s; Vault serving it %s\n", spread(l.agentCPU), spread(l.vaultCPU))
-		fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", idle, float64(l.rss[len(l.rss)/2])/1024, float64(l.peak[len(l.peak)-1])/1024)
+		fmt.Printf("  RSS after %s idle: median %.1f MiB; peak RSS (VmHWM) max %.1f MiB\n", o.idle, float64(l.rss[len(l.rss)/2])/1024, float64(l.peak[len(l.peak)-1])/1024)
 	}
 	fmt.Println()
-	if len(bins) == 2 {
+	if len(o.bins) == 2 {
 		for i := 0; i < len(subjects); i += 2 {
 			a, b := subjects[i], subjects[i+1]
 			fmt.Printf("%s login, A minus B, difference of the medians above (runs interleaved): %s\n", a.method, diffs(a, b))
 		}
-		fmt.Printf("  (A %s, B %s)\n", bins[0], bins[1])
+		fmt.Printf("  (A %s, B %s)\n", o.bins[0], o.bins[1])
 	}
-	if len(logins) == 2 {
-		k, j := subjects[0], subjects[len(bins)]
+	if methods == 2 {
+		k, j := subjects[0], subjects[len(o.bins)]
 		fmt.Printf("%s minus %s login (binary %s), difference of the medians above (runs interleaved): %s\n", k.method, j.method, k.bin, diffs(k, j))
 	}
-	return nil
 }
 
 // diffs is what differs between the medians of a and b.

@@ -8,19 +8,10 @@ import (
 )
 
 func TestWaitCreatedSeesTheNamedFileOnly(t *testing.T) {
-	dir := t.TempDir()
-	watch, err := watchCreations(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { watch.Close() })
+	dir, watch := watchedDir(t)
 	// Another file first, then the marker written as the agent writes its state (a rename).
-	if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ".tmp"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	touch(t, filepath.Join(dir, "other"))
+	touch(t, filepath.Join(dir, ".tmp"))
 	if err := os.Rename(filepath.Join(dir, ".tmp"), filepath.Join(dir, "ready")); err != nil {
 		t.Fatal(err)
 	}
@@ -30,20 +21,31 @@ func TestWaitCreatedSeesTheNamedFileOnly(t *testing.T) {
 }
 
 func TestWaitCreatedGivesUpAtTheDeadline(t *testing.T) {
-	dir := t.TempDir()
-	watch, err := watchCreations(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { watch.Close() })
-	if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, watch := watchedDir(t)
+	touch(t, filepath.Join(dir, "other"))
 	start := time.Now()
 	if err := waitCreated(watch, "ready", start.Add(200*time.Millisecond)); err == nil {
 		t.Fatal("a file called other was taken for ready")
 	}
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Errorf("waited %s past a 200ms deadline", waited)
+	}
+}
+
+func watchedDir(t *testing.T) (string, *os.File) {
+	t.Helper()
+	dir := t.TempDir()
+	watch, err := watchCreations(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watch.Close() })
+	return dir, watch
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
